@@ -1,0 +1,71 @@
+"""The one CLI: ``cdc``.
+
+Each command group lives in its own module and is registered here. Errors of
+the project's hierarchy end the command with one line and a hint, never a
+traceback: exit 2 for configuration, 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from cdc import logs
+from cdc.errors import (
+    CdcError,
+    ConfigError,
+    SinkMisconfigured,
+    SlotLost,
+    SourceMisconfigured,
+)
+
+# module name -> attribute holding a click command or group
+_COMMANDS = {
+    "setup_cmd": ("setup", "teardown"),
+    "run_cmd": ("run",),
+    "status_cmd": ("status",),
+    "stack_cmd": ("stack", "demo"),
+    "consume_cmd": ("consume",),
+    "dlq_cmd": ("dlq",),
+    "backfill_cmd": ("backfill",),
+    "audit_cmd": ("audit",),
+}
+_EXIT_2 = (ConfigError, SourceMisconfigured, SinkMisconfigured, SlotLost)
+
+
+class CdcGroup(click.Group):
+    """Turns project errors into one line on stderr and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CdcError as exc:
+            click.echo(f"error: {exc.one_line()}", err=True)
+            sys.exit(2 if isinstance(exc, _EXIT_2) else 1)
+
+
+@click.group(cls=CdcGroup)
+@click.option("--log-level", envvar="CDC_LOG_LEVEL", default="INFO", show_envvar=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.version_option(package_name="member-cdc")
+def main(log_level: str) -> None:
+    """Postgres -> Pub/Sub -> Firestore change-data-capture for the membership register."""
+    logs.configure(log_level)
+
+
+def _register() -> None:
+    for module_name, names in _COMMANDS.items():
+        try:
+            module = importlib.import_module(f"cdc.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"cdc.cli.{module_name}":
+                raise
+            continue
+        for name in names:
+            main.add_command(getattr(module, name.replace("-", "_")))
+
+
+_register()

@@ -1,0 +1,43 @@
+"""Translate google-api-core / grpc exceptions into the project's hierarchy.
+
+This is the only place that knows Google's exception classes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from google.api_core import exceptions as gexc
+
+from cdc.errors import CdcError, SinkMisconfigured, SinkUnavailable
+
+_PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound,
+              gexc.InvalidArgument, gexc.FailedPrecondition)
+
+
+def translate(exc: BaseException, what: str) -> CdcError:
+    """The project error for a Google client exception raised while doing ``what``."""
+    if isinstance(exc, gexc.NotFound):
+        return SinkMisconfigured(f"{what}: not found ({exc.message})",
+                                 hint="run `cdc setup` to create the topics and subscriptions")
+    if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
+        return SinkMisconfigured(f"{what}: permission denied ({exc.message})",
+                                 hint="check the service account's roles and credentials")
+    if isinstance(exc, _PERMANENT):
+        return SinkMisconfigured(f"{what}: {type(exc).__name__}: {exc}")
+    return SinkUnavailable(f"{what}: {type(exc).__name__}: {exc}",
+                           hint="retrying with backoff; check the Google service or emulator")
+
+
+@contextlib.contextmanager
+def google_boundary(what: str) -> Iterator[None]:
+    """Re-raise Google client errors as CdcError subclasses."""
+    try:
+        yield
+    except CdcError:
+        raise
+    except (gexc.GoogleAPIError, gexc.RetryError) as exc:
+        raise translate(exc, what) from exc
+    except TimeoutError as exc:
+        raise SinkUnavailable(f"{what}: timed out") from exc

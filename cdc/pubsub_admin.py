@@ -1,0 +1,91 @@
+"""Idempotent creation and deletion of the topics and subscriptions."""
+
+from __future__ import annotations
+
+import logging
+
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1
+
+from cdc.google_errors import google_boundary
+from cdc.logs import fields
+from cdc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_DELIVERY_ATTEMPTS = 10
+
+
+class PubSubAdmin:
+    """Creates what ``cdc setup`` needs on Pub/Sub; every call is idempotent."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.project = settings.require_project()
+        self.settings = settings
+        self.publisher = pubsub_v1.PublisherClient()
+        self.subscriber = pubsub_v1.SubscriberClient()
+
+    def topic_path(self, name: str) -> str:
+        return self.publisher.topic_path(self.project, name)
+
+    def subscription_path(self, name: str) -> str:
+        return self.subscriber.subscription_path(self.project, name)
+
+    def ensure_topic(self, name: str) -> bool:
+        """True when it was created now."""
+        with google_boundary(f"creating topic {name}"):
+            try:
+                self.publisher.create_topic(name=self.topic_path(name))
+            except gexc.AlreadyExists:
+                return False
+        log.info("created topic", extra=fields(topic=name))
+        return True
+
+    def ensure_subscription(self, name: str, topic: str, *, ordered: bool,
+                            dead_letter_topic: str | None = None) -> bool:
+        request: dict[str, object] = {
+            "name": self.subscription_path(name),
+            "topic": self.topic_path(topic),
+            "ack_deadline_seconds": 60,
+            "enable_message_ordering": ordered,
+        }
+        if dead_letter_topic:
+            request["dead_letter_policy"] = {
+                "dead_letter_topic": self.topic_path(dead_letter_topic),
+                "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+            }
+        with google_boundary(f"creating subscription {name}"):
+            try:
+                self.subscriber.create_subscription(request=request)
+            except gexc.AlreadyExists:
+                return False
+        log.info("created subscription", extra=fields(subscription=name, ordered=ordered))
+        return True
+
+    def ensure_all(self) -> list[str]:
+        """Topic, dead-letter topic, and the three subscriptions. Returns what was created."""
+        s = self.settings
+        created = []
+        for topic in (s.topic, s.dead_letter_topic):
+            if self.ensure_topic(topic):
+                created.append(f"topic {topic}")
+        subs = [
+            (s.firestore_subscription, s.topic, True, s.dead_letter_topic),
+            (s.audit_subscription, s.topic, False, s.dead_letter_topic),
+            (s.dead_letter_subscription, s.dead_letter_topic, False, None),
+        ]
+        for name, topic, ordered, dlq in subs:
+            if self.ensure_subscription(name, topic, ordered=ordered, dead_letter_topic=dlq):
+                created.append(f"subscription {name}")
+        return created
+
+    def planned(self) -> list[str]:
+        s = self.settings
+        return [
+            f"create topic {s.topic} (if missing)",
+            f"create topic {s.dead_letter_topic} (if missing)",
+            f"create ordered subscription {s.firestore_subscription} with dead-letter policy "
+            f"({MAX_DELIVERY_ATTEMPTS} attempts -> {s.dead_letter_topic})",
+            f"create subscription {s.audit_subscription} with dead-letter policy",
+            f"create subscription {s.dead_letter_subscription} on {s.dead_letter_topic}",
+        ]

@@ -1,0 +1,1 @@
+"""Subscribers of the change-event topic: Firestore members, audit trail."""

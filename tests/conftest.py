@@ -1,0 +1,44 @@
+"""Fixtures shared by all tests.
+
+Integration tests ask for ``services`` (session-wide real Postgres and
+emulators), ``database_url`` (a fresh database with the Django schema) and
+``settings`` (unique slot, publication, topic and collections per test).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from cdc.settings import Settings
+from tests.services import Services, start_services, stop_services
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    svc = start_services()
+    yield svc
+    stop_services(svc)
+
+
+@pytest.fixture
+def database_url(services: Services) -> Iterator[str]:
+    url = services.create_database()
+    yield url
+    services.drop_database(url)
+
+
+@pytest.fixture
+def settings(services: Services, database_url: str) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        database_url=database_url,
+        project=services.project,
+        slot=f"cdc_{tag}",
+        publication=f"cdc_{tag}",
+        topic=f"changes-{tag}",
+        members_collection=f"members-{tag}",
+        audit_collection=f"audit-{tag}",
+    )

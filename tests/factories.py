@@ -1,0 +1,60 @@
+"""Small builders for rows in the Django tables (integration tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+
+def kennitala(n: int) -> str:
+    """A valid, made-up kennitala for member number ``n`` (check digit included)."""
+    weights = (3, 2, 7, 6, 5, 4, 3, 2)
+    for bump in range(100):
+        day = 1 + (n + bump) % 28
+        month = 1 + ((n + bump) // 28) % 12
+        serial = 20 + ((n + bump) // 336) % 80
+        first8 = f"{day:02d}{month:02d}{(n + bump) % 100:02d}{serial:02d}"
+        rest = 11 - sum(int(d) * w for d, w in zip(first8, weights, strict=True)) % 11
+        rest = 0 if rest == 11 else rest
+        if rest != 10:
+            return f"{first8}{rest}9"
+    raise AssertionError("unreachable")
+
+
+def insert_comrade(conn: psycopg.Connection[Any], n: int, **overrides: Any) -> int:
+    row: dict[str, Any] = {
+        "ssn": kennitala(n),
+        "name": f"Member {n}",
+        "birthday": "1980-01-02",
+        "gender": n % 4,
+        "housing_situation": n % 7,
+        "date_joined": "2020-01-01T00:00:00+00:00",
+        "reachable": True,
+        "groupable": False,
+    }
+    row.update(overrides)
+    cols = ", ".join(row)
+    marks = ", ".join(["%s"] * len(row))
+    cur = conn.execute(
+        f"INSERT INTO membership_comrade ({cols}) VALUES ({marks}) RETURNING id",  # noqa: S608
+        list(row.values()),
+    )
+    got = cur.fetchone()
+    assert got is not None
+    return int(got[0])
+
+
+def insert_member(conn: psycopg.Connection[Any], n: int) -> int:
+    """A comrade with ContactInfo, SimpleAddress and one primary Email."""
+    cid = insert_comrade(conn, n)
+    conn.execute(
+        "INSERT INTO membership_contactinfo (comrade_id, phone, email, facebook, foreign_phone) "
+        "VALUES (%s, %s, %s, '', '')", (cid, f"555{n:04d}", f"contact{n}@example.is"))
+    conn.execute(
+        "INSERT INTO membership_simpleaddress (comrade_id, street_address, postal_code, city, "
+        "country) VALUES (%s, %s, '101', 'Reykjavík', 'Iceland')", (cid, f"Gata {n}"))
+    conn.execute(
+        "INSERT INTO communication_email (comrade_id, email, is_primary) VALUES (%s, %s, true)",
+        (cid, f"member{n}@example.is"))
+    return cid

@@ -1,0 +1,98 @@
+"""Real services for integration tests: Postgres and the two emulators.
+
+Started once per test session with the same code as ``cdc stack up``
+(``cdc.stack``), unless ``CDC_TEST_DATABASE_URL``, ``PUBSUB_EMULATOR_HOST`` or
+``FIRESTORE_EMULATOR_HOST`` point at a running service.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from cdc import stack
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA_SQL = (ROOT / "sql" / "schema.sql").read_text()
+TEMPLATE_DB = "cdc_template"
+
+
+@dataclass
+class Services:
+    admin_url: str
+    pubsub_host: str
+    firestore_host: str
+    project: str = "cdc-test"
+    state_dir: Path | None = None
+    started: list[str] = field(default_factory=list)
+
+    def database_url(self, dbname: str) -> str:
+        return psycopg.conninfo.make_conninfo(self.admin_url, dbname=dbname)
+
+    def create_database(self) -> str:
+        """A fresh database with the Django schema; returns its URL."""
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE_DB)))
+        return self.database_url(name)
+
+    def drop_database(self, url: str) -> None:
+        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                "WHERE database = %s AND active", (name,))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+            conn.execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE database = %s AND NOT active", (name,))
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+def start_services() -> Services:
+    pg_url = os.environ.get("CDC_TEST_DATABASE_URL")
+    pubsub = os.environ.get("PUBSUB_EMULATOR_HOST")
+    firestore = os.environ.get("FIRESTORE_EMULATOR_HOST")
+    state = Path(tempfile.mkdtemp(prefix="cdc-test-stack-"))
+    started: list[str] = []
+    if not (pg_url and pubsub and firestore):
+        info = stack.start(state, postgres=not pg_url, emulators=not (pubsub and firestore))
+        if not pg_url:
+            pg_url, _ = info.database_url, started.append("postgres")
+        if not (pubsub and firestore):
+            pubsub, firestore = info.pubsub_host, info.firestore_host
+            started.append("emulators")
+    assert pg_url and pubsub and firestore
+    services = Services(pg_url, pubsub, firestore, state_dir=state, started=started)
+    os.environ["PUBSUB_EMULATOR_HOST"] = pubsub
+    os.environ["FIRESTORE_EMULATOR_HOST"] = firestore
+    os.environ["GOOGLE_CLOUD_PROJECT"] = services.project
+    _make_template(services)
+    return services
+
+
+def _make_template(services: Services) -> None:
+    with psycopg.connect(services.admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (TEMPLATE_DB,)).fetchone()
+        if exists:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
+                sql.Identifier(TEMPLATE_DB)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE_DB)))
+    with psycopg.connect(services.database_url(TEMPLATE_DB), autocommit=True) as conn:
+        conn.execute(SCHEMA_SQL)
+
+
+def stop_services(services: Services) -> None:
+    if services.state_dir is not None and services.started:
+        stack.stop(services.state_dir, remove=True)
