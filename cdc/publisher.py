@@ -1,0 +1,275 @@
+"""Publishing change events to Pub/Sub, in order, at least once.
+
+The Python client's own publisher keeps one sequence per ordering key and
+slows down as the number of keys grows (measured on the emulator: 15k msg/s
+over 16 keys, 950 over 2,000), and after a failure it pauses the key until
+``resume_publish``. We publish with raw ``Publish`` RPCs instead: one request
+carries up to ``max_batch`` events of *any* keys, and only one request is in
+flight at a time. Pub/Sub therefore receives the events in exactly the order
+they were handed to :meth:`EventPublisher.publish`; every key's order follows.
+A failed request is retried as a whole, with capped backoff, until it
+succeeds (duplicates are possible, loss is not), so no key can wedge.
+
+Markers (:meth:`EventPublisher.mark`) are positions in that sequence; a
+marker is *acked* once every event before it has been acked. The reader
+marks each transaction's end and confirms its LSN to Postgres only then.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from google.cloud import pubsub_v1
+from google.pubsub_v1 import PubsubMessage
+
+from cdc import metrics
+from cdc.errors import CdcError, PermanentError, RetryableError
+from cdc.events import ChangeEvent
+from cdc.google_errors import google_boundary
+from cdc.logs import fields
+from cdc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 9_000_000  # Pub/Sub's limit is 10 MB per request
+RPC_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    message: PubsubMessage
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    token: object
+
+
+class Backoff:
+    """Capped exponential backoff: 0.1 s, 0.2 s, ... up to ``cap``."""
+
+    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
+        self.first, self.cap, self.attempt = first, cap, 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.first * (2**self.attempt))
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class EventPublisher:
+    """Ordered, batched, at-least-once publisher for one topic."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_in_flight: int = 50_000,
+        max_batch: int = 1000,
+        max_latency_s: float = 0.005,
+        on_mark_acked: Callable[[object], None] | None = None,
+        client: Any = None,
+    ) -> None:
+        self._buckets = settings.ordering_keys
+        self._client = client if client is not None else pubsub_v1.PublisherClient().api
+        self._topic = f"projects/{settings.require_project()}/topics/{settings.topic}"
+        self._max_in_flight = max_in_flight
+        self._max_batch = max_batch
+        self._max_latency = max_latency_s
+        self._on_mark_acked = on_mark_acked
+        self._items: deque[_Outgoing | _Mark] = deque()
+        self._events_queued = 0
+        self._lock = threading.Condition()
+        self._closed = False
+        self._failure: CdcError | None = None
+        self._acked_mark: object | None = None
+        self._stalled_since: float | None = None
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._thread.start()
+
+    # -- producer side ---------------------------------------------------------
+    def publish(self, event: ChangeEvent) -> None:
+        """Queue one event; blocks while ``max_in_flight`` events are unacked."""
+        message = PubsubMessage(data=event.to_json(), attributes=event.attributes(),
+                                ordering_key=event.ordering_key(self._buckets))
+        size = len(message.data) + 200
+        with self._lock:
+            while self._events_queued >= self._max_in_flight and self._failure is None:
+                self._lock.wait(0.5)
+            self._raise_failure()
+            self._items.append(_Outgoing(message, size))
+            self._events_queued += 1
+            self._lock.notify_all()
+
+    def mark(self, token: object) -> None:
+        """A position after every event published so far."""
+        with self._lock:
+            self._raise_failure()
+            self._items.append(_Mark(token))
+            self._lock.notify_all()
+
+    def has_room(self, timeout: float = 0.0) -> bool:
+        """True when :meth:`publish` would not block; waits up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._events_queued >= self._max_in_flight and self._failure is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+            self._raise_failure()
+            return True
+
+    def acked_mark(self) -> object | None:
+        with self._lock:
+            return self._acked_mark
+
+    @property
+    def pending(self) -> int:
+        """Queued items (events and markers) not yet acked."""
+        with self._lock:
+            return len(self._items)
+
+    @property
+    def stalled_for(self) -> float:
+        """Seconds the current batch has been failing (0 when healthy)."""
+        since = self._stalled_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued is acked. False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._items and self._failure is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._lock.wait(0.5 if left is None else min(left, 0.5))
+            self._raise_failure()
+            return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        self._thread.join(timeout=5)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    # -- sender thread -----------------------------------------------------------
+    def _run(self) -> None:
+        backoff = Backoff()
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._send(batch)
+            except RetryableError as exc:
+                self._note_stall(exc, backoff)
+                continue
+            except PermanentError as exc:
+                log.error("publishing failed permanently", extra=fields(error=exc.one_line()))
+                with self._lock:
+                    self._failure = exc
+                    self._lock.notify_all()
+                return
+            backoff.reset()
+            self._stalled_since = None
+            self._acknowledge(len(batch))
+
+    def _next_batch(self) -> list[_Outgoing] | None:
+        """Wait for events, linger up to ``max_latency`` to fill a batch."""
+        with self._lock:
+            while True:
+                self._release_leading_marks()
+                if self._items:
+                    break
+                if self._closed:
+                    return None
+                self._lock.wait(0.5)
+            if len(self._items) < self._max_batch and not self._closed:
+                self._lock.wait(self._max_latency)
+            return self._take_batch()
+
+    def _take_batch(self) -> list[_Outgoing]:
+        batch: list[_Outgoing] = []
+        size = 0
+        for item in self._items:
+            if isinstance(item, _Mark):
+                continue
+            if batch and (len(batch) >= self._max_batch or size + item.size > MAX_REQUEST_BYTES):
+                break
+            batch.append(item)
+            size += item.size
+        return batch
+
+    def _send(self, batch: list[_Outgoing]) -> None:
+        started = time.monotonic()
+        with google_boundary(f"publishing to {self._topic}"):
+            self._client.publish(topic=self._topic, messages=[o.message for o in batch],
+                                 retry=None, timeout=RPC_TIMEOUT_S)
+        metrics.PUBLISH_LATENCY.observe(time.monotonic() - started)
+        metrics.EVENTS_PUBLISHED.inc(len(batch))
+
+    def _note_stall(self, exc: CdcError, backoff: Backoff) -> None:
+        if self._stalled_since is None:
+            self._stalled_since = time.monotonic()
+        delay = backoff.next_delay()
+        metrics.PUBLISH_RETRIES.inc()
+        log.warning("publish failed, retrying", extra=fields(error=exc.one_line(), retry_in_s=delay))
+        with self._lock:
+            if self._closed:
+                delay = min(delay, 0.5)
+            self._lock.wait(delay)
+
+    def _acknowledge(self, count: int) -> None:
+        """Drop the first ``count`` events (and the marks between them)."""
+        acked: list[object] = []
+        with self._lock:
+            while count:
+                item = self._items.popleft()
+                if isinstance(item, _Mark):
+                    acked.append(item.token)
+                else:
+                    count -= 1
+                    self._events_queued -= 1
+            acked.extend(self._pop_leading_marks())
+            if acked:
+                self._acked_mark = acked[-1]
+            self._lock.notify_all()
+        self._report(acked)
+
+    def _release_leading_marks(self) -> None:
+        """Marks at the head follow only acked events: they are acked now."""
+        acked = self._pop_leading_marks()
+        if acked:
+            self._acked_mark = acked[-1]
+            self._lock.notify_all()
+            self._report(acked)
+
+    def _pop_leading_marks(self) -> list[object]:
+        acked = []
+        while self._items and isinstance(self._items[0], _Mark):
+            item = self._items.popleft()
+            assert isinstance(item, _Mark)
+            acked.append(item.token)
+        return acked
+
+    def _report(self, tokens: list[object]) -> None:
+        if self._on_mark_acked is None:
+            return
+        for token in tokens:
+            self._on_mark_acked(token)
