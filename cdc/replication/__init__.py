@@ -1,0 +1,1 @@
+"""Streaming replication: COPY-both framing and the client that drives it."""
