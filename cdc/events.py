@@ -44,6 +44,8 @@ class ChangeEvent:
     xid: int | None
     commit_time: str
     snapshot: Row | None = None
+    unchanged_toast: tuple[str, ...] = ()
+    """Columns left out of ``after``: unchanged TOAST values the server did not send."""
 
     @property
     def id(self) -> str:
@@ -103,6 +105,8 @@ class ChangeEvent:
         }
         if self.snapshot is not None:
             body["snapshot"] = self.snapshot
+        if self.unchanged_toast:
+            body["unchanged_toast"] = list(self.unchanged_toast)
         return body
 
     def to_json(self) -> bytes:
@@ -115,6 +119,7 @@ class ChangeEvent:
             before=body.get("before"), after=body.get("after"), lsn=Lsn.parse(body["lsn"]),
             seq=body["seq"], xid=body.get("xid"), commit_time=body["commit_time"],
             snapshot=body.get("snapshot"),
+            unchanged_toast=tuple(body.get("unchanged_toast", ())),
         )
 
     @classmethod
