@@ -328,9 +328,9 @@ def plan_setup(state: SourceState, settings: Settings) -> tuple[list[Action], li
                     pub_name, sql.Literal(", ".join(PUBLISHED_OPS)))))
         extra = sorted(pub.tables - set(tables))
         if pub.all_tables:
-            notes.append(f"publication {pub.name} is FOR ALL TABLES; left as it is")
+            notes.append(f"note: publication {pub.name} is FOR ALL TABLES; left as it is")
         elif extra:
-            notes.append(f"publication {pub.name} also publishes {', '.join(extra)} "
+            notes.append(f"note: publication {pub.name} also publishes {', '.join(extra)} "
                          "(not in CDC_TABLES); left as it is")
     for table in state.tables:
         if table.exists and table.replica_identity != "full":
@@ -375,6 +375,8 @@ def _privilege_problem(state: SourceState, actions: Sequence[Action]) -> SourceM
 
 def setup_source(settings: Settings, *, dry_run: bool = False) -> list[str]:
     """Create what is missing; return what was done (or would be, on a dry run).
+
+    Entries starting with ``note: `` are remarks, not changes.
 
     Refuses with :class:`SourceMisconfigured` before changing anything when the
     source has a problem (:func:`check_source`) or the role lacks a privilege.

@@ -65,7 +65,9 @@ def _register() -> None:
                 raise
             continue
         for name in names:
-            main.add_command(getattr(module, name.replace("-", "_")))
+            command = getattr(module, name.replace("-", "_"), None)
+            if command is not None:  # a module may not define all its commands yet
+                main.add_command(command)
 
 
 _register()

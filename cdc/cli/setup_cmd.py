@@ -1,0 +1,96 @@
+"""``cdc setup`` and ``cdc teardown``: the source's publication, replica
+identity and slot (:mod:`cdc.provisioning`), and the Pub/Sub topics and
+subscriptions (:mod:`cdc.pubsub_admin`)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from google.auth.exceptions import DefaultCredentialsError
+
+from cdc import provisioning
+from cdc.cli.options import with_settings
+from cdc.errors import ConfigError
+from cdc.pubsub_admin import PubSubAdmin
+from cdc.settings import Settings
+
+NOTE = "note: "
+
+
+def pubsub_admin(settings: Settings) -> PubSubAdmin:
+    """The admin client, with missing Google credentials as a one-line error."""
+    try:
+        return PubSubAdmin(settings)
+    except DefaultCredentialsError as exc:
+        raise ConfigError(
+            "no Google credentials for Pub/Sub",
+            hint="run `gcloud auth application-default login`, set "
+                 "GOOGLE_APPLICATION_CREDENTIALS, or set PUBSUB_EMULATOR_HOST") from exc
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="print what would be done, change nothing")
+@with_settings
+def setup(settings: Settings, dry_run: bool) -> None:
+    """Create the publication, replica identity, slot, topics and subscriptions.
+
+    Idempotent: run it again any time; it only does what is missing. It checks
+    wal_level, privileges and max_slot_wal_keep_size first and explains what to fix.
+    """
+    settings.require_project()
+    settings.require_database()
+    problems = provisioning.check_source(settings)
+    for problem in problems:
+        label = "warning" if problem.warning else "error"
+        click.echo(f"{label}: {problem.one_line()}", err=True)
+    if provisioning.errors_only(problems):
+        sys.exit(2)
+
+    verb = "would" if dry_run else "done"
+    source_actions = provisioning.setup_source(settings, dry_run=dry_run)
+    for action in source_actions:
+        if action.startswith(NOTE):
+            click.echo(f"postgres  {action}")
+        else:
+            click.echo(f"postgres  {verb}: {action}")
+    admin = pubsub_admin(settings)
+    sink_actions = admin.planned() if dry_run else admin.ensure_all()
+    for action in sink_actions:
+        click.echo(f"pubsub    {verb}: {action}")
+
+    changed = [a for a in source_actions if not a.startswith(NOTE)] + sink_actions
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+    elif changed:
+        click.echo(f"setup complete ({len(changed)} change(s)); next: `cdc run`")
+    else:
+        click.echo("nothing to do: the source and Pub/Sub were already set up")
+
+
+@click.command()
+@click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@with_settings
+def teardown(settings: Settings, yes: bool) -> None:
+    """Drop the replication slot and the publication.
+
+    Run this when you retire the pipeline: an abandoned slot keeps every WAL
+    segment from its position on, until the source's disk is full. Pub/Sub
+    topics and subscriptions are left in place.
+    """
+    settings.require_database()
+    planned = provisioning.teardown_plan(settings)
+    if not planned:
+        click.echo("nothing to do: no slot or publication to drop")
+        return
+    for item in planned:
+        click.echo(f"postgres  will: {item}")
+    if not yes:
+        click.echo("Dropping the slot loses its position: a later `cdc setup` starts from "
+                   "'now' and needs `cdc backfill`. Keeping an unused slot instead makes "
+                   "Postgres keep all WAL until the disk is full.")
+        if not click.confirm("Drop them?", default=False):
+            click.echo("cancelled: nothing was dropped", err=True)
+            sys.exit(1)
+    for done in provisioning.teardown_source(settings):
+        click.echo(f"postgres  done: {done}")
