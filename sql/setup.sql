@@ -1,0 +1,130 @@
+-- Source setup for the membership CDC pipeline, to read and run by hand.
+--
+-- This does on the Postgres side what `cdc setup` does, for sites where the
+-- pipeline's own role must not own the tables. Run it as a superuser (or the
+-- tables' owner with CREATEROLE) connected to the Django database:
+--
+--     psql -v ON_ERROR_STOP=1 -d <django database> -f sql/setup.sql
+--
+-- Every step is idempotent: running the file again changes nothing. Run it
+-- with psql's default autocommit (not inside BEGIN ... COMMIT, not with
+-- `psql -1`): a replication slot cannot be created in a transaction that has
+-- already written something.
+--
+-- Names used here are the defaults of the pipeline's settings: role
+-- cdc_reader, publication cdc_members (CDC_PUBLICATION), slot cdc_members
+-- (CDC_SLOT). Change them consistently if you change the settings.
+--
+-- Before you start: logical decoding needs wal_level = logical, which takes
+-- a restart:
+--     SHOW wal_level;                       -- must say 'logical'
+--     ALTER SYSTEM SET wal_level = logical; -- then restart Postgres
+-- (Cloud SQL: database flag cloudsql.logical_decoding = on;
+--  Amazon RDS: parameter rds.logical_replication = 1.)
+
+
+-- 1. The pipeline's role: least privilege.
+--    LOGIN        so `cdc run` can connect.
+--    REPLICATION  so it may open a replication connection and stream from the
+--                 slot. It does not make the role a superuser and gives no
+--                 access to table data by itself.
+--    (On Amazon RDS, REPLICATION cannot be set; use GRANT rds_replication TO cdc_reader.)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cdc_reader') THEN
+        CREATE ROLE cdc_reader WITH LOGIN REPLICATION;
+    ELSE
+        ALTER ROLE cdc_reader WITH LOGIN REPLICATION;
+    END IF;
+END
+$$;
+-- Give it a password out of band, so it is not in this file or in shell history:
+--     \password cdc_reader
+-- and allow it in pg_hba.conf for both the database and replication connections, e.g.
+--     host  <django database>  cdc_reader  10.0.0.0/8  scram-sha-256
+
+
+-- 2. Read access to the four captured tables, and nothing else.
+--    SELECT is what `cdc backfill` needs for its consistent snapshot; the
+--    publication (step 3) decides which tables' changes the slot streams.
+GRANT USAGE ON SCHEMA public TO cdc_reader;
+GRANT SELECT ON public.membership_comrade,
+                public.membership_contactinfo,
+                public.membership_simpleaddress,
+                public.communication_email
+    TO cdc_reader;
+
+
+-- 3. The publication: which tables' changes are decoded, and which kinds of
+--    change (all four: insert, update, delete, truncate). Creating it needs
+--    ownership of the tables, which is why a DBA runs this file.
+--    If it exists already, any of the four tables missing from it are added;
+--    other tables in it are left alone.
+DO $$
+DECLARE
+    wanted text[] := ARRAY['membership_comrade', 'membership_contactinfo',
+                           'membership_simpleaddress', 'communication_email'];
+    missing text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'cdc_members') THEN
+        CREATE PUBLICATION cdc_members
+            FOR TABLE public.membership_comrade,
+                      public.membership_contactinfo,
+                      public.membership_simpleaddress,
+                      public.communication_email
+            WITH (publish = 'insert, update, delete, truncate');
+    ELSE
+        FOR missing IN
+            SELECT t FROM unnest(wanted) AS t
+            WHERE NOT EXISTS (
+                SELECT 1 FROM pg_publication_tables p
+                WHERE p.pubname = 'cdc_members'
+                  AND p.schemaname = 'public' AND p.tablename = t)
+        LOOP
+            EXECUTE format('ALTER PUBLICATION cdc_members ADD TABLE public.%I', missing);
+        END LOOP;
+        ALTER PUBLICATION cdc_members SET (publish = 'insert, update, delete, truncate');
+    END IF;
+END
+$$;
+
+
+-- 4. Replica identity FULL: updates and deletes carry the whole old row in
+--    the WAL, so change events have a complete `before`, and an update that
+--    leaves a large (TOASTed) text value unchanged still carries its value.
+--    Cost: more WAL per update and delete (the old row is written too).
+--    Each ALTER takes a brief exclusive lock on its table; lock_timeout makes
+--    it give up instead of queueing behind a long transaction (run it again).
+SET lock_timeout = '10s';
+ALTER TABLE public.membership_comrade       REPLICA IDENTITY FULL;
+ALTER TABLE public.membership_contactinfo   REPLICA IDENTITY FULL;
+ALTER TABLE public.membership_simpleaddress REPLICA IDENTITY FULL;
+ALTER TABLE public.communication_email      REPLICA IDENTITY FULL;
+RESET lock_timeout;
+
+
+-- 5. The logical replication slot, decoded by the built-in pgoutput plugin.
+--    From this moment Postgres keeps every WAL segment the slot has not
+--    confirmed, so changes made while `cdc run` is down are not lost.
+--    It must be created after the publication (step 3). Creating it waits
+--    for transactions that are open right now to finish.
+--    Changes committed before the slot existed are not streamed: run
+--    `cdc backfill` once after the first `cdc run`.
+SELECT 'created slot ' || slot_name || ' at ' || lsn
+FROM pg_create_logical_replication_slot('cdc_members', 'pgoutput')
+WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'cdc_members');
+
+
+-- 6. Bound the WAL an abandoned slot can keep (PostgreSQL 13+).
+--    With the default max_slot_wal_keep_size = -1 a stopped reader makes the
+--    slot keep WAL without limit, until the source's disk is full and the
+--    database stops accepting writes. Set a limit sized for the longest
+--    reader outage you accept (WAL written per hour x hours), e.g.:
+--
+--        ALTER SYSTEM SET max_slot_wal_keep_size = '10GB';
+--        SELECT pg_reload_conf();
+--
+--    A slot that falls further behind is invalidated (wal_status 'lost'):
+--    `cdc run` stops and asks for `cdc setup` plus `cdc backfill`. Watch
+--    `cdc status` (lag and WAL retained) to act before that happens.
+SHOW max_slot_wal_keep_size;
