@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import PubsubMessage
 
 from cdc import metrics
@@ -59,7 +59,7 @@ class Backoff:
         self.first, self.cap, self.attempt = first, cap, 0
 
     def next_delay(self) -> float:
-        delay = min(self.cap, self.first * (2**self.attempt))
+        delay: float = min(self.cap, self.first * (2.0**self.attempt))
         self.attempt += 1
         return delay
 
@@ -229,7 +229,8 @@ class EventPublisher:
             self._stalled_since = time.monotonic()
         delay = backoff.next_delay()
         metrics.PUBLISH_RETRIES.inc()
-        log.warning("publish failed, retrying", extra=fields(error=exc.one_line(), retry_in_s=delay))
+        log.warning("publish failed, retrying",
+                    extra=fields(error=exc.one_line(), retry_in_s=delay))
         with self._lock:
             if self._closed:
                 delay = min(delay, 0.5)

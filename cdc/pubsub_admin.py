@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.google_errors import google_boundary
 from cdc.logs import fields
@@ -26,10 +26,10 @@ class PubSubAdmin:
         self.subscriber = pubsub_v1.SubscriberClient()
 
     def topic_path(self, name: str) -> str:
-        return self.publisher.topic_path(self.project, name)
+        return f"projects/{self.project}/topics/{name}"
 
     def subscription_path(self, name: str) -> str:
-        return self.subscriber.subscription_path(self.project, name)
+        return f"projects/{self.project}/subscriptions/{name}"
 
     def ensure_topic(self, name: str) -> bool:
         """True when it was created now."""
