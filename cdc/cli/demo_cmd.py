@@ -1,0 +1,165 @@
+"""``cdc demo``: the whole pipeline on this machine, with demo members.
+
+It starts the local stack (Postgres + both emulators, ``cdc.stack``), loads
+the Django schema and a few demo members, runs ``cdc setup``, starts
+``cdc run``, ``cdc consume firestore`` and ``cdc consume audit`` as child
+processes, makes some changes the way Django would (an admin edit, a
+``QuerySet.update()``, a new e-mail, a cascaded delete) and shows the member
+documents as they follow.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import psycopg
+
+from cdc import stack
+from cdc.errors import ConfigError
+from cdc.provisioning import setup_source
+from cdc.pubsub_admin import PubSubAdmin
+from cdc.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = (("reader", ("run", "--http-port", "0")),
+             ("consume-firestore", ("consume", "firestore", "--http-port", "0")),
+             ("consume-audit", ("consume", "audit", "--http-port", "0")))
+
+
+@click.command()
+@click.option("--dir", "state_dir", type=click.Path(path_type=Path), default=Path(".cdc-stack"),
+              show_default=True, help="where the local stack keeps its data and logs")
+@click.option("--once", is_flag=True, help="run the demo changes, check them, stop and exit")
+@click.option("--keep", is_flag=True, help="leave the stack running on exit")
+def demo(state_dir: Path, once: bool, keep: bool) -> None:
+    """Run the pipeline end to end on a local stack with demo members."""
+    state_dir = state_dir.resolve()
+    click.echo(f"starting Postgres and the emulators in {state_dir} ...")
+    stack.stop(state_dir)
+    info = stack.start(state_dir)
+    env = dict(os.environ, **info.env(), CDC_LOG_LEVEL="INFO")
+    os.environ.update(info.env())
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        _load_schema(info.database_url)
+        settings = Settings(database_url=info.database_url, project=info.project)
+        for action in setup_source(settings) + PubSubAdmin(settings).ensure_all():
+            click.echo(f"setup: {action}")
+        children = [_spawn(name, args, env, state_dir) for name, args in PROCESSES]
+        click.echo(f"reader and consumers running; logs in {state_dir}/*.log")
+        _play(settings, children)
+        if not once:
+            _print_exports(info.env())
+            click.echo("Ctrl-C stops the pipeline.")
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        _stop_all(children)
+        if not keep:
+            stack.stop(state_dir)
+
+
+def _load_schema(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute((ROOT / "sql" / "schema.sql").read_text())
+
+
+def _spawn(name: str, args: tuple[str, ...], env: dict[str, str],
+           state_dir: Path) -> subprocess.Popen[bytes]:
+    log = (state_dir / f"{name}.log").open("ab")
+    return subprocess.Popen([sys.executable, "-m", "cdc", *args], env=env,
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def _print_exports(env: dict[str, str]) -> None:
+    click.echo("\nTry it yourself in another shell:")
+    for key, value in env.items():
+        click.echo(f"  export {key}={value}")
+    click.echo("  psql \"$CDC_DATABASE_URL\" -c \"UPDATE membership_comrade SET name = 'Ný' "
+               "WHERE id = 1\"\n  cdc audit --kennitala 0101701259\n  cdc status")
+
+
+def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
+    """Make Django-like changes and wait for the documents to follow."""
+    from google.cloud import firestore
+
+    members = firestore.Client(project=settings.project).collection(settings.members_collection)
+    steps: list[tuple[str, str, Callable[[dict[str, Any]], bool]]] = [
+        ("the demo members are inserted", (ROOT / "sql" / "demo.sql").read_text(),
+         lambda d: len(d) == 4 and all(doc["profile"]["email"] for doc in d.values())),
+        ("admin edit: Jón moves to rental housing",
+         "UPDATE membership_comrade SET housing_situation = 2 WHERE ssn = '0101701259'",
+         lambda d: d["0101701259"]["profile"]["housing_situation"] == "rental"),
+        ("QuerySet.update(): everyone becomes unreachable",
+         "UPDATE membership_comrade SET reachable = false",
+         lambda d: all(not doc["membership"]["reachable"] for doc in d.values())),
+        ("a new primary e-mail for Guðrún",
+         "UPDATE communication_email SET is_primary = false WHERE comrade_id = "
+         "(SELECT id FROM membership_comrade WHERE ssn = '1203852169'); "
+         "INSERT INTO communication_email (comrade_id, email, is_primary) SELECT id, "
+         "'gudrun@example.is', true FROM membership_comrade WHERE ssn = '1203852169'",
+         lambda d: d["1203852169"]["profile"]["email"] == "gudrun@example.is"),
+        ("Ari resigns: Django deletes his rows, then him, in one transaction",
+         "DELETE FROM communication_email WHERE comrade_id = (SELECT id FROM ari); "
+         "DELETE FROM membership_simpleaddress WHERE comrade_id = (SELECT id FROM ari); "
+         "DELETE FROM membership_contactinfo WHERE comrade_id = (SELECT id FROM ari); "
+         "DELETE FROM membership_comrade WHERE id = (SELECT id FROM ari)",
+         lambda d: "2307993349" not in d),
+    ]
+    with psycopg.connect(settings.require_database(), autocommit=True) as conn:
+        conn.execute("CREATE OR REPLACE TEMP VIEW ari AS "
+                     "SELECT id FROM membership_comrade WHERE ssn = '2307993349'")
+        for title, statement, done in steps:
+            click.echo(f"\n> {title}")
+            if statement:
+                with conn.transaction():
+                    conn.execute(statement)
+            docs = _wait(members, done, children)
+            _show(docs)
+
+
+def _wait(members: Any, done: Callable[[dict[str, Any]], bool],
+          children: list[subprocess.Popen[bytes]], timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        docs = {d.id: d.to_dict() for d in members.stream()}
+        try:
+            if docs and done(docs):
+                return docs
+        except (KeyError, TypeError):
+            pass
+        for child in children:
+            if child.poll() is not None:
+                raise ConfigError(f"a pipeline process exited with {child.returncode}",
+                                  hint="see the log files in the stack directory")
+        if time.monotonic() > deadline:
+            raise ConfigError("the documents did not follow within a minute",
+                              hint="see the log files of the reader and the consumers")
+        time.sleep(0.3)
+
+
+def _show(docs: dict[str, Any]) -> None:
+    for kennitala, doc in sorted(docs.items()):
+        profile, membership = doc.get("profile", {}), doc.get("membership", {})
+        click.echo(f"  members/{kennitala}: {profile.get('name')!s:<24} "
+                   f"email={profile.get('email')!s:<28} "
+                   f"housing={profile.get('housing_situation')!s:<8} "
+                   f"reachable={membership.get('reachable')}")
