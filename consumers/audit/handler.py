@@ -89,10 +89,13 @@ class AuditHandler:
         self.index = firestore_client.collection(index_collection(settings))
         self.cache = KennitalaCache()
         self._tables = frozenset(settings.tables)
+        self._written = 0
+        self._skipped = 0
 
     # -- BatchHandler -----------------------------------------------------------
     def handle(self, batch: list[Delivery]) -> Outcome:
         outcome = Outcome()
+        self._written = self._skipped = 0
         parsed = self._parse(batch, outcome)
         if not parsed:
             return outcome
@@ -107,6 +110,8 @@ class AuditHandler:
             outcome.poison.append((delivery, reason))
         bad = {id(d) for d, _ in poisoned}
         outcome.done.extend(d for d, _ in parsed if id(d) not in bad)
+        outcome.documents_written = self._written
+        outcome.skipped_stale = self._skipped
         log.debug("audit batch written", extra=fields(
             events=len(parsed), poison=len(outcome.poison)))
         return outcome
@@ -277,6 +282,7 @@ class AuditHandler:
             raise translate(exc, "writing audit records") from exc
         except TimeoutError as exc:
             raise SinkUnavailable("writing audit records: timed out") from exc
+        self._written += len(chunk)
 
     def _without_existing(self, chunk: list[_Write]) -> list[_Write]:
         """The chunk minus the audit records that already exist (redeliveries)."""
@@ -284,6 +290,7 @@ class AuditHandler:
         with google_boundary("reading existing audit records"):
             existing = {s.reference.path for s in self.client.get_all(refs, field_paths=["op"])
                         if s.exists}
+        self._skipped += len(existing)
         log.info("skipping audit records already written", extra=fields(count=len(existing)))
         return [w for w in chunk if not (w.create and w.ref.path in existing)]
 

@@ -236,6 +236,7 @@ def test_a_redelivered_event_does_not_duplicate_or_rewrite_its_record(
     again = bus.pull(2)
     outcome = handler.handle(again)
     assert len(outcome.done) == 2
+    assert outcome.skipped_stale == 1  # the record that already existed
     bus.ack(outcome.done)
 
     got = records_of(db, settings)
