@@ -65,7 +65,7 @@ def insert_comrades(url: str, first: int, count: int) -> None:
         conn.execute(
             "INSERT INTO membership_comrade (ssn, name, birthday, date_joined) "
             "SELECT lpad(g::text, 10, '0'), 'Member ' || g, '1980-01-01', now() "
-            "FROM generate_series(%s, %s) g", (first, first + count - 1))
+            "FROM generate_series(%s::int, %s::int) g", (first, first + count - 1))
 
 
 def current_lsn(url: str) -> Lsn:

@@ -1,0 +1,188 @@
+"""The reader loses nothing: crashes, Pub/Sub outages, idle sources, big transactions."""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cdc import stack
+from cdc.settings import Settings
+from tests.integration.reader_harness import (
+    Collector,
+    confirmed_lsn,
+    provision,
+    running_reader,
+    spawn_cdc,
+    wait_for,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _insert_comrades(conn: psycopg.Connection, first: int, count: int) -> None:
+    conn.execute(
+        "INSERT INTO membership_comrade (ssn, name, date_joined) "
+        "SELECT lpad(g::text, 10, '0'), 'Member ' || g, now() "
+        "FROM generate_series(%s::int, %s::int) g", (first, first + count - 1))
+
+
+def test_kill_9_in_the_middle_of_a_burst_loses_no_row_after_a_restart(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    collector = Collector(settings)
+    reader = spawn_cdc(settings, "run", "--http-port", "0", "--status-interval", "0.5")
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            for batch in range(50):  # 50k rows in 50 transactions
+                _insert_comrades(conn, batch * 1000 + 1, 1000)
+        collector.count(5_000, timeout=60)  # the reader is busy publishing
+    finally:
+        reader.send_signal(signal.SIGKILL)
+        reader.wait()
+    restarted = spawn_cdc(settings, "run", "--http-port", "0")
+    try:
+        collector.until(lambda evs: len({e["key"]["id"] for e in evs}) >= 50_000, timeout=120)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(timeout=60) == 0
+    ids = {e["key"]["id"] for e in collector.events}
+    assert len(ids) == 50_000
+
+
+@pytest.fixture
+def own_pubsub(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A Pub/Sub emulator of this test's own, so it can be frozen."""
+    state = Path(tempfile.mkdtemp(prefix="cdc-pubsub-"))
+    port = stack.free_port()
+    pid = stack.start_pubsub(state, port)
+    stack.wait_for_port(port, 60, "the Pub/Sub emulator")
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
+    yield pid
+    stack.signal_group(pid, signal.SIGCONT)
+    stack.signal_group(pid, signal.SIGKILL)
+
+
+def test_nothing_is_confirmed_past_what_pubsub_acked_and_publishing_resumes(
+        settings: Settings, database_url: str, own_pubsub: int) -> None:
+    provision(settings)
+    collector = Collector(settings)
+    with running_reader(settings) as reader, \
+            psycopg.connect(database_url, autocommit=True) as conn:
+        _insert_comrades(conn, 1, 10)
+        collector.count(10)
+        wait_for(lambda: reader.health()[0], 10, "the reader to be healthy")
+        before_outage = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+        wait_for(lambda: confirmed_lsn(conn, settings.slot) >= before_outage, 20,
+                 "the slot to confirm the first batch")
+        stack.signal_group(own_pubsub, signal.SIGSTOP)
+        try:
+            _insert_comrades(conn, 100, 10)
+            time.sleep(4)  # several status intervals while publishing fails
+            assert confirmed_lsn(conn, settings.slot) < int(
+                conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0])
+            stuck_at = confirmed_lsn(conn, settings.slot)
+            time.sleep(2)
+            assert confirmed_lsn(conn, settings.slot) == stuck_at
+        finally:
+            stack.signal_group(own_pubsub, signal.SIGCONT)
+        events = collector.until(lambda evs: len({e["key"]["id"] for e in evs}) >= 20, 90)
+        after = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+        wait_for(lambda: confirmed_lsn(conn, settings.slot) >= after, 30,
+                 "the slot to advance after the outage")
+    assert len({e["key"]["id"] for e in events}) == 20
+
+
+def test_an_idle_slot_advances_on_keepalives_while_other_tables_write(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE not_captured (id serial PRIMARY KEY, note text)")
+        with running_reader(settings):
+            for _ in range(20):
+                conn.execute("INSERT INTO not_captured (note) VALUES ('x')")
+            target = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+            wait_for(lambda: confirmed_lsn(conn, settings.slot) >= target, 30,
+                     "the idle slot to advance")
+
+
+def test_a_second_reader_waits_in_standby_and_takes_over_when_the_first_dies(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    collector = Collector(settings)
+    first = spawn_cdc(settings, "run", "--http-port", "0")
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            wait_for(lambda: conn.execute(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                (settings.slot,)).fetchone()[0], 20, "the first reader to hold the slot")
+            with running_reader(settings) as second:
+                wait_for(lambda: second.state == "standby", 20, "the second reader's standby")
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+                wait_for(lambda: second.state == "streaming", 30, "the takeover")
+                _insert_comrades(conn, 1, 5)
+                collector.count(5)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+@pytest.mark.slow
+def test_a_million_row_transaction_arrives_whole_with_bounded_reader_memory(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    reader = spawn_cdc(settings, "run", "--http-port", "0")
+    rows = 1_000_000
+    peak_kb = 0
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            _insert_comrades(conn, 1, rows)
+            target = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+            deadline = time.monotonic() + 600
+            while confirmed_lsn(conn, settings.slot) < target:
+                assert time.monotonic() < deadline, "the transaction was not confirmed"
+                assert reader.poll() is None, reader.stderr.read().decode()[-2000:]
+                peak_kb = max(peak_kb, _rss_kb(reader.pid))
+                time.sleep(0.5)
+            peak_kb = max(peak_kb, _hwm_kb(reader.pid))
+    finally:
+        reader.send_signal(signal.SIGTERM)
+        assert reader.wait(timeout=60) == 0
+    assert _count_messages(settings) == rows
+    assert peak_kb < 400 * 1024, f"reader peak RSS {peak_kb // 1024} MB"
+
+
+def _rss_kb(pid: int) -> int:
+    return _status_kb(pid, "VmRSS")
+
+
+def _hwm_kb(pid: int) -> int:
+    return _status_kb(pid, "VmHWM")
+
+
+def _status_kb(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def _count_messages(settings: Settings) -> int:
+    """Distinct rows in the subscription (duplicates are allowed, loss is not)."""
+    collector = Collector(settings)
+    ids: set[int] = set()
+    idle_pulls = 0
+    while idle_pulls < 3:
+        collector.events.clear()
+        collector.messages.clear()
+        if not collector.pull_once():
+            idle_pulls += 1
+        ids.update(e["key"]["id"] for e in collector.events)
+    return len(ids)
