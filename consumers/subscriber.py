@@ -37,6 +37,9 @@ class Outcome:
     done: list[Delivery] = field(default_factory=list)
     retry: list[Delivery] = field(default_factory=list)
     poison: list[tuple[Delivery, str]] = field(default_factory=list)
+    # counters for the runner's metrics (optional for handlers)
+    documents_written: int = 0
+    skipped_stale: int = 0
 
 
 class BatchHandler(Protocol):

@@ -1,0 +1,1 @@
+"""The Firestore member consumer: change events -> ``members/{kennitala}`` (docs/firestore.md)."""

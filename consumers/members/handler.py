@@ -1,0 +1,80 @@
+"""The members consumer's BatchHandler: decode, dead-letter poison, apply the rest."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from cdc.errors import PoisonEvent, RetryableError
+from cdc.events import ChangeEvent
+from cdc.logs import fields, mask_kennitala
+from consumers.members.mapping import part_changes
+from consumers.members.plan import EventChanges
+from consumers.members.store import ApplyResult, MemberApplier
+from consumers.subscriber import Delivery, Outcome
+
+log = logging.getLogger(__name__)
+
+# one commit writes at most an index and two member documents per member:
+# keep it under Firestore's 500 writes per commit
+MEMBERS_PER_COMMIT = 160
+
+
+def decode(delivery: Delivery) -> EventChanges:
+    """The part changes of one message; PoisonEvent when it cannot be applied."""
+    event = ChangeEvent.from_json(delivery.data)
+    toast = orjson.loads(delivery.data).get("unchanged_toast") or ()
+    return EventChanges(delivery, tuple(part_changes(event, tuple(toast))))
+
+
+def chunks(events: list[EventChanges], limit: int) -> list[list[EventChanges]]:
+    out: list[list[EventChanges]] = []
+    current: list[EventChanges] = []
+    members: set[int] = set()
+    for ev in events:
+        cids = {c.comrade_id for c in ev.changes}
+        if current and len(members | cids) > limit:
+            out.append(current)
+            current, members = [], set()
+        current.append(ev)
+        members |= cids
+    if current:
+        out.append(current)
+    return out
+
+
+class MembersHandler:
+    """Keeps ``members/{kennitala}`` in step; see docs/firestore.md."""
+
+    def __init__(self, applier: MemberApplier, members_per_commit: int = MEMBERS_PER_COMMIT
+                 ) -> None:
+        self.applier = applier
+        self.members_per_commit = members_per_commit
+
+    def handle(self, batch: list[Delivery]) -> Outcome:
+        outcome = Outcome()
+        decoded: list[EventChanges] = []
+        for delivery in batch:
+            try:
+                decoded.append(decode(delivery))
+            except PoisonEvent as exc:
+                outcome.poison.append((delivery, str(exc)))
+        try:
+            for chunk in chunks(decoded, self.members_per_commit):
+                self._account(self.applier.apply(chunk), outcome)
+        except RetryableError as exc:
+            log.warning("member documents not written, the batch will be redelivered",
+                        extra=fields(error=exc.one_line(), messages=len(batch)))
+            return Outcome(retry=list(batch))
+        outcome.done = [ev.tag for ev in decoded]
+        return outcome
+
+    def _account(self, result: ApplyResult, outcome: Outcome) -> None:
+        outcome.documents_written += result.documents_written
+        outcome.skipped_stale += len(result.stale)
+        for rendered in result.rendered:
+            for problem in rendered.problems:
+                log.warning("value out of range, written as unknown",
+                            extra=fields(kennitala=mask_kennitala(rendered.doc_id),
+                                         problem=problem))

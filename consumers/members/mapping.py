@@ -1,0 +1,307 @@
+"""Rows and change events in, member document content out. Pure: no I/O.
+
+The consumer keeps, per comrade id, a :class:`MemberState`: the newest row of
+each *part* of a member (the comrade row, its ContactInfo, its SimpleAddress,
+each Email row), or a tombstone when that row was deleted, each stamped with
+the :data:`Version` of the event that wrote it. Applying an event is a
+last-writer-wins update per part, so applying the same events in any order,
+with duplicates, ends in the same state. The member document is a function of
+the state alone (:func:`render`).
+
+See docs/firestore.md for the document layout and the rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from cdc.errors import PoisonEvent
+from cdc.events import MEMBER_TABLE, ChangeEvent
+
+Row = dict[str, Any]
+
+# "<lsn: 16 hex>-<rank>-<seq: 10 digits>": compares as text in event order.
+Version = str
+
+CONTACTINFO_TABLE = "membership_contactinfo"
+ADDRESS_TABLE = "membership_simpleaddress"
+EMAIL_TABLE = "communication_email"
+
+COMRADE, CONTACTINFO, ADDRESS, EMAIL = "comrade", "contactinfo", "address", "email"
+PART_OF_TABLE = {
+    MEMBER_TABLE: COMRADE,
+    CONTACTINFO_TABLE: CONTACTINFO,
+    ADDRESS_TABLE: ADDRESS,
+    EMAIL_TABLE: EMAIL,
+}
+
+GENDERS = ("unknown", "male", "female", "other")
+HOUSING = ("unknown", "owner", "rental", "cooperative", "family", "other", "homeless")
+
+_KENNITALA = re.compile(r"^[0-9]{10}$")
+TRUNCATE_REASON = "truncate needs a backfill"
+
+
+def version_of(event: ChangeEvent) -> Version:
+    """(lsn, rank, seq): a snapshot read ranks below a live change at the same LSN."""
+    rank = 0 if event.op == "r" else 1
+    return f"{event.lsn.sortable()}-{rank}-{event.seq:010d}"
+
+
+def is_kennitala(value: object) -> bool:
+    return isinstance(value, str) and _KENNITALA.match(value) is not None
+
+
+# -- events -> part changes ---------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class PartChange:
+    """One event's effect on one part of one member; ``row`` None is a tombstone."""
+
+    comrade_id: int
+    part: str
+    item: int | None  # the Email row id for EMAIL, else None
+    version: Version
+    row: Row | None
+    keep: tuple[str, ...] = ()  # unchanged TOAST columns: carried over from the stored row
+
+
+def part_changes(event: ChangeEvent, unchanged_toast: tuple[str, ...] = ()) -> list[PartChange]:
+    """What ``event`` does to member parts; raises PoisonEvent when it cannot be applied."""
+    if event.op == "t":
+        raise PoisonEvent(TRUNCATE_REASON)
+    part = PART_OF_TABLE.get(event.table)
+    if part is None:
+        raise PoisonEvent(f"unknown table {event.schema}.{event.table}")
+    version = version_of(event)
+    if event.op == "d":
+        old = _identity(part, event.before, event.key, event)
+        return [PartChange(old[0], part, old[1], version, None)]
+    if event.after is None:
+        raise PoisonEvent(f"op {event.op} without an after image")
+    if part == COMRADE:
+        check_comrade_row(event.after)
+    new = _identity(part, event.after, event.key, event)
+    changes = [PartChange(new[0], part, new[1], version, dict(event.after), unchanged_toast)]
+    if event.op == "u" and event.before is not None:
+        old = _identity(part, event.before, {}, event, required=False)
+        if old is not None and old != new:  # the row moved to another member (or its key changed)
+            changes.append(PartChange(old[0], part, old[1], version, None))
+    return changes
+
+
+def check_comrade_row(row: Row) -> None:
+    """PoisonEvent unless the row can become a document (id and timestamps)."""
+    if not is_kennitala(row.get("ssn")):
+        raise PoisonEvent("invalid kennitala: ssn is not 10 digits")
+    for name in ("birthday", "date_joined"):
+        try:
+            to_timestamp(row.get(name))
+        except (ValueError, TypeError) as exc:
+            raise PoisonEvent(f"{name} is not a date or timestamp") from exc
+
+
+def _identity(part: str, row: Row | None, key: Row, event: ChangeEvent,
+              required: bool = True) -> Any:
+    """(comrade id, item) of a row image, falling back on the event key."""
+    merged = {**key, **(row or {})}
+    cid = merged.get("id") if part == COMRADE else merged.get("comrade_id")
+    item = merged.get("id") if part == EMAIL else None
+    if not _is_id(cid) or (part == EMAIL and not _is_id(item)):
+        if not required:
+            return None
+        raise PoisonEvent(
+            f"{event.op} on {event.table} without its comrade id: the consumer cannot tell "
+            "which member it belongs to (is REPLICA IDENTITY FULL set? run `cdc setup`)")
+    return (cid, item)
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# -- state ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    version: Version
+    row: Row | None  # None: deleted (tombstone)
+
+
+@dataclass
+class MemberState:
+    """Everything known about one comrade id, from the stream alone."""
+
+    comrade: Part | None = None
+    contactinfo: Part | None = None
+    address: Part | None = None
+    emails: dict[int, Part] = field(default_factory=dict)
+
+    def get(self, part: str, item: int | None) -> Part | None:
+        if part == EMAIL:
+            assert item is not None
+            return self.emails.get(item)
+        value: Part | None = getattr(self, part)
+        return value
+
+    def put(self, part: str, item: int | None, value: Part) -> None:
+        if part == EMAIL:
+            assert item is not None
+            self.emails[item] = value
+        else:
+            setattr(self, part, value)
+
+    def to_json(self) -> Row:
+        def enc(p: Part | None) -> list[Any] | None:
+            return None if p is None else [p.version, p.row]
+        return {
+            COMRADE: enc(self.comrade), CONTACTINFO: enc(self.contactinfo),
+            ADDRESS: enc(self.address),
+            "emails": {str(k): enc(v) for k, v in sorted(self.emails.items())},
+        }
+
+    @classmethod
+    def from_json(cls, body: Row) -> MemberState:
+        def dec(v: Any) -> Part | None:
+            return None if v is None else Part(v[0], v[1])
+        emails = {int(k): dec(v) for k, v in body.get("emails", {}).items()}
+        return cls(dec(body.get(COMRADE)), dec(body.get(CONTACTINFO)), dec(body.get(ADDRESS)),
+                   {k: v for k, v in emails.items() if v is not None})
+
+
+def apply_change(state: MemberState, change: PartChange) -> bool:
+    """Last writer wins per part. False when the change is stale or a duplicate."""
+    current = state.get(change.part, change.item)
+    if current is not None and current.version >= change.version:
+        return False
+    row = change.row
+    if row is not None and change.keep and current is not None and current.row is not None:
+        row = {**{c: current.row[c] for c in change.keep if c in current.row}, **row}
+    state.put(change.part, change.item, Part(change.version, row))
+    return True
+
+
+# -- state -> document ------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    doc_id: str  # the kennitala
+    claim: Version  # version of the comrade row: decides between two claimants of one id
+    document: Row
+    problems: tuple[str, ...]  # enum values out of range etc., to be logged (masked)
+
+
+def render(comrade_id: int, state: MemberState) -> Rendered | None:
+    """The member document, or None when the member has no live comrade row."""
+    comrade = state.comrade
+    if comrade is None or comrade.row is None:
+        return None
+    row = comrade.row
+    problems: list[str] = []
+    contact = _live(state.contactinfo)
+    profile: Row = {
+        "name": blank_to_none(row.get("name")),
+        "birthday": to_timestamp(row.get("birthday")),
+        "gender": enum_label(row.get("gender"), GENDERS, "gender", problems),
+        "housing_situation": enum_label(row.get("housing_situation"), HOUSING,
+                                        "housing_situation", problems),
+        "email": primary_email(state.emails, contact),
+        "phone": blank_to_none((contact or {}).get("phone")),
+        "foreign_phone": blank_to_none((contact or {}).get("foreign_phone")),
+        "facebook": blank_to_none((contact or {}).get("facebook")),
+        "address": address_of(_live(state.address)),
+    }
+    document: Row = {
+        "kennitala": row["ssn"],
+        "django_id": comrade_id,
+        "profile": profile,
+        "membership": {
+            "date_joined": to_timestamp(row.get("date_joined")),
+            "reachable": row.get("reachable"),
+            "groupable": row.get("groupable"),
+        },
+        "_cdc": bookkeeping(comrade_id, state),
+    }
+    return Rendered(row["ssn"], comrade.version, document, tuple(problems))
+
+
+def bookkeeping(comrade_id: int, state: MemberState) -> Row:
+    """The ``_cdc`` map: which event version wrote each live part."""
+    parts: Row = {COMRADE: state.comrade.version if state.comrade else None}
+    for name in (CONTACTINFO, ADDRESS):
+        p = state.get(name, None)
+        if p is not None and p.row is not None:
+            parts[name] = p.version
+    emails = {str(k): p.version for k, p in sorted(state.emails.items()) if p.row is not None}
+    if emails:
+        parts["emails"] = emails
+    newest = max([p.version for p in _all_parts(state)], default=None)
+    return {"comrade_id": comrade_id, "claim": parts[COMRADE], "versions": parts,
+            "version": newest}
+
+
+def _all_parts(state: MemberState) -> list[Part]:
+    parts = [p for p in (state.comrade, state.contactinfo, state.address) if p is not None]
+    return parts + list(state.emails.values())
+
+
+def _live(part: Part | None) -> Row | None:
+    return part.row if part is not None else None
+
+
+def blank_to_none(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def enum_label(value: Any, labels: tuple[str, ...], name: str, problems: list[str]) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(labels):
+        return labels[value]
+    problems.append(f"{name} value {value!r} is out of range 0..{len(labels) - 1}")
+    return "unknown"
+
+
+def to_timestamp(value: Any) -> datetime | None:
+    """'YYYY-MM-DD' -> midnight UTC; ISO-8601 timestamp -> aware UTC datetime."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and len(value) == 10:
+        d = date.fromisoformat(value)
+        return datetime(d.year, d.month, d.day, tzinfo=UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    raise ValueError(f"not a date or timestamp: {type(value).__name__}")
+
+
+def primary_email(emails: dict[int, Part], contact: Row | None) -> str | None:
+    """Primary Email row (lowest id), else lowest-id Email row, else ContactInfo email.
+
+    Email rows whose address is blank do not count.
+    """
+    live = sorted((k, p.row) for k, p in emails.items()
+                  if p.row is not None and blank_to_none(p.row.get("email")) is not None)
+    primary = [row for _, row in live if row.get("is_primary") is True]
+    chosen = primary[0] if primary else (live[0][1] if live else None)
+    if chosen is not None:
+        value: str | None = chosen["email"]
+        return value
+    fallback = blank_to_none((contact or {}).get("email"))
+    return fallback if isinstance(fallback, str) else None
+
+
+def address_of(row: Row | None) -> Row | None:
+    if row is None:
+        return None
+    return {
+        "street": blank_to_none(row.get("street_address")),
+        "postalcode": blank_to_none(row.get("postal_code")),
+        "city": blank_to_none(row.get("city")),
+        "country": blank_to_none(row.get("country")),
+    }

@@ -1,0 +1,144 @@
+"""Plan the writes of one batch. Pure: loaded documents in, documents to write out.
+
+Two collections take part (docs/firestore.md):
+
+* the *index* ``<members>_by_comrade/{comrade_id}``: ``state`` (the JSON of the
+  :class:`~consumers.members.mapping.MemberState`, tombstones included) and
+  ``kennitala`` (where this comrade's member document was last written);
+* the *member documents* ``<members>/{kennitala}``, rendered from the state.
+
+A kennitala is unique in Postgres at any instant, but two comrades may both
+claim one while their events arrive out of order (one gave the kennitala up,
+the other took it). The member document then belongs to the claim with the
+newer comrade-row version (``_cdc.claim``); the other comrade's later events
+move it away, so the result converges whatever the order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from consumers.members.mapping import (
+    COMRADE,
+    MemberState,
+    PartChange,
+    Rendered,
+    Row,
+    apply_change,
+    is_kennitala,
+    render,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EventChanges:
+    """The part changes of one event; ``tag`` identifies the event to the caller."""
+
+    tag: Any
+    changes: tuple[PartChange, ...]
+
+
+@dataclass
+class Writes:
+    index: dict[int, Row] = field(default_factory=dict)
+    members: dict[str, Row | None] = field(default_factory=dict)  # None: delete
+    rendered: list[Rendered] = field(default_factory=list)
+
+
+def index_body(kennitala: str | None, state: MemberState) -> Row:
+    return {"kennitala": kennitala,
+            "state": orjson.dumps(state.to_json(), option=orjson.OPT_SORT_KEYS).decode()}
+
+
+def state_of(index_doc: Row | None) -> MemberState:
+    if index_doc is None:
+        return MemberState()
+    return MemberState.from_json(orjson.loads(index_doc["state"]))
+
+
+def member_ids_hinted(events: list[EventChanges]) -> set[str]:
+    """Kennitalas named by comrade rows: worth reading with the index documents."""
+    found: set[str] = set()
+    for ev in events:
+        for change in ev.changes:
+            if change.part == COMRADE and change.row is not None and is_kennitala(
+                    change.row.get("ssn")):
+                found.add(change.row["ssn"])
+    return found
+
+
+class BatchPlan:
+    """Applies a batch's changes to the loaded states; then decides the writes."""
+
+    def __init__(self, events: list[EventChanges], index: dict[int, Row | None]) -> None:
+        self.index = index
+        self.states = {cid: state_of(doc) for cid, doc in index.items()}
+        self.changed: set[int] = set()
+        self.stale: list[Any] = []  # tags of events that changed nothing
+        for ev in events:
+            applied = False
+            for change in ev.changes:
+                if apply_change(self.states[change.comrade_id], change):
+                    self.changed.add(change.comrade_id)
+                    applied = True
+            if not applied:
+                self.stale.append(ev.tag)
+        self.targets = {cid: render(cid, self.states[cid]) for cid in sorted(self.changed)}
+
+    def member_ids_needed(self) -> set[str]:
+        ids: set[str] = set()
+        for cid, target in self.targets.items():
+            if target is not None:
+                ids.add(target.doc_id)
+            old = self._written_at(cid)
+            if old is not None:
+                ids.add(old)
+        return ids
+
+    def _written_at(self, cid: int) -> str | None:
+        doc = self.index.get(cid)
+        value = doc.get("kennitala") if doc is not None else None
+        return value if isinstance(value, str) else None
+
+    def writes(self, members: dict[str, Row | None]) -> Writes:
+        """The documents to write, given the member documents as loaded."""
+        view = dict(members)
+        touched: set[str] = set()
+        out = Writes()
+        for cid, target in self.targets.items():
+            placed: str | None = None
+            if target is not None and _may_take(view.get(target.doc_id), cid, target.claim):
+                view[target.doc_id] = target.document
+                touched.add(target.doc_id)
+                placed = target.doc_id
+                out.rendered.append(target)
+            old = self._written_at(cid)
+            if old is not None and old != placed and _owner(view.get(old)) == cid:
+                view[old] = None
+                touched.add(old)
+            out.index[cid] = index_body(placed, self.states[cid])
+        for doc_id in sorted(touched):
+            if not (view[doc_id] is None and members.get(doc_id) is None):
+                out.members[doc_id] = view[doc_id]
+        return out
+
+
+def _owner(doc: Row | None) -> int | None:
+    if doc is None:
+        return None
+    value = doc.get("django_id")
+    return value if isinstance(value, int) else None
+
+
+def _claim(doc: Row) -> str:
+    cdc = doc.get("_cdc")
+    value = cdc.get("claim") if isinstance(cdc, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _may_take(current: Row | None, cid: int, claim: str) -> bool:
+    """Free, ours already, or held by an older claim of another comrade."""
+    return current is None or _owner(current) == cid or _claim(current) < claim

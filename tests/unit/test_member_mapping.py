@@ -1,0 +1,350 @@
+"""The member mapping: every rule of DESIGN.md, and the ordering invariant."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cdc.errors import PoisonEvent
+from cdc.events import ChangeEvent
+from consumers.members.mapping import (
+    MemberState,
+    apply_change,
+    part_changes,
+    render,
+    version_of,
+)
+from consumers.members.plan import EventChanges
+from consumers.members.store import MemberApplier
+from tests.unit.member_fakes import FakeBackend, comrade_row, event
+from tests.unit.member_history import History
+
+C, CI, AD, EM = ("membership_comrade", "membership_contactinfo", "membership_simpleaddress",
+                 "communication_email")
+
+
+def changes(events: list[ChangeEvent]) -> list[EventChanges]:
+    return [EventChanges(i, tuple(part_changes(e))) for i, e in enumerate(events)]
+
+
+def apply_all(events: list[ChangeEvent], backend: FakeBackend | None = None) -> FakeBackend:
+    backend = backend or FakeBackend()
+    MemberApplier(backend).apply(changes(events))
+    return backend
+
+
+def doc_of(events: list[ChangeEvent], kennitala: str = "0101701239") -> dict[str, Any] | None:
+    """The member document after applying ``events`` one batch at a time, in order."""
+    backend = FakeBackend()
+    for e in events:
+        apply_all([e], backend)
+    return backend.members.get(kennitala)
+
+
+def seq_events(*specs: tuple[Any, ...]) -> list[ChangeEvent]:
+    """Events in commit order: each spec (op, table, row[, before]) gets the next LSN."""
+    return [event(s[0], s[1], s[2], s[3] if len(s) > 3 else None, lsn=0x100 + i * 0x10)
+            for i, s in enumerate(specs)]
+
+
+# -- field rules -----------------------------------------------------------------
+
+def test_a_new_comrade_becomes_a_document_with_typed_fields() -> None:
+    doc = doc_of(seq_events(("c", C, comrade_row(7))))
+    assert doc is not None
+    assert doc["kennitala"] == "0101701239" and doc["django_id"] == 7
+    assert doc["profile"]["name"] == "Jón Jónsson"
+    assert doc["profile"]["birthday"] == datetime(1970, 1, 1, tzinfo=UTC)
+    assert doc["profile"]["gender"] == "male"
+    assert doc["profile"]["housing_situation"] == "rental"
+    assert doc["membership"] == {"date_joined": datetime(2020, 5, 1, 10, tzinfo=UTC),
+                                 "reachable": True, "groupable": False}
+    assert doc["profile"]["address"] is None and doc["profile"]["email"] is None
+
+
+@pytest.mark.parametrize(("value", "label"), [(0, "unknown"), (1, "male"), (2, "female"),
+                                              (3, "other")])
+def test_gender_numbers_become_labels(value: int, label: str) -> None:
+    doc = doc_of(seq_events(("c", C, comrade_row(7, gender=value))))
+    assert doc is not None and doc["profile"]["gender"] == label
+
+
+@pytest.mark.parametrize(("value", "label"), list(enumerate(
+    ["unknown", "owner", "rental", "cooperative", "family", "other", "homeless"])))
+def test_housing_numbers_become_labels(value: int, label: str) -> None:
+    doc = doc_of(seq_events(("c", C, comrade_row(7, housing_situation=value))))
+    assert doc is not None and doc["profile"]["housing_situation"] == label
+
+
+@pytest.mark.parametrize("value", [-1, 4, 99, None])
+def test_an_out_of_range_gender_becomes_unknown_and_is_reported(value: Any) -> None:
+    state = MemberState()
+    for ch in part_changes(event("c", C, comrade_row(7, gender=value))):
+        apply_change(state, ch)
+    rendered = render(7, state)
+    assert rendered is not None
+    assert rendered.document["profile"]["gender"] == "unknown"
+    assert any(repr(value) in p and "gender" in p for p in rendered.problems)
+
+
+def test_an_out_of_range_housing_value_is_logged_with_a_masked_kennitala(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from consumers.members.handler import MembersHandler
+    from consumers.subscriber import Delivery
+    handler = MembersHandler(MemberApplier(FakeBackend()))
+    ev = event("c", C, comrade_row(7, housing_situation=9))
+    delivery = Delivery("a", "m", ev.to_json(), ev.attributes(), "member-7", 1, None)
+    with caplog.at_level(logging.WARNING):
+        outcome = handler.handle([delivery])
+    assert outcome.done == [delivery]
+    record = next(r for r in caplog.records if "out of range" in r.getMessage())
+    logged = str(record.__dict__)
+    assert "010170-****" in logged and "0101701239" not in logged and "9" in logged
+
+
+def test_blank_strings_become_null() -> None:
+    doc = doc_of(seq_events(
+        ("c", C, comrade_row(7, name="  ")),
+        ("c", CI, {"comrade_id": 7, "phone": "", "email": "", "facebook": " ",
+                   "foreign_phone": "+45 1"}),
+        ("c", AD, {"id": 3, "comrade_id": 7, "street_address": "Gata 1", "postal_code": "",
+                   "city": "Reykjavík", "country": "", "raw_address": "", "address_id": None}),
+    ))
+    assert doc is not None
+    p = doc["profile"]
+    assert p["name"] is None and p["phone"] is None and p["facebook"] is None
+    assert p["foreign_phone"] == "+45 1" and p["email"] is None
+    assert p["address"] == {"street": "Gata 1", "postalcode": None, "city": "Reykjavík",
+                            "country": None}
+
+
+def test_a_missing_birthday_is_null() -> None:
+    doc = doc_of(seq_events(("c", C, comrade_row(7, birthday=None))))
+    assert doc is not None and doc["profile"]["birthday"] is None
+
+
+def _email(eid: int, address: str, primary: bool, cid: int = 7) -> dict[str, Any]:
+    return {"id": eid, "comrade_id": cid, "email": address, "is_primary": primary}
+
+
+def _contact(email: str, cid: int = 7) -> dict[str, Any]:
+    return {"comrade_id": cid, "phone": "555", "email": email, "facebook": "",
+            "foreign_phone": ""}
+
+
+@pytest.mark.parametrize(("rows", "contact", "expected"), [
+    ([_email(5, "b@x.is", True), _email(3, "a@x.is", True)], "", "a@x.is"),
+    ([_email(5, "b@x.is", True), _email(3, "a@x.is", False)], "", "b@x.is"),
+    ([_email(5, "b@x.is", False), _email(3, "a@x.is", False)], "c@x.is", "a@x.is"),
+    ([], "c@x.is", "c@x.is"),
+    ([], "  ", None),
+    ([_email(3, "", True), _email(5, "b@x.is", False)], "c@x.is", "b@x.is"),
+])
+def test_the_primary_email_rule(rows: list[dict[str, Any]], contact: str,
+                                expected: str | None) -> None:
+    specs: list[tuple[Any, ...]] = [("c", C, comrade_row(7)), ("c", CI, _contact(contact))]
+    specs += [("c", EM, r) for r in rows]
+    doc = doc_of(seq_events(*specs))
+    assert doc is not None and doc["profile"]["email"] == expected
+
+
+def test_deleting_the_primary_email_falls_back_to_the_next_rule() -> None:
+    doc = doc_of(seq_events(
+        ("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")),
+        ("c", EM, _email(3, "a@x.is", True)), ("d", EM, None, _email(3, "a@x.is", True))))
+    assert doc is not None and doc["profile"]["email"] == "c@x.is"
+
+
+def test_an_address_is_null_without_a_simpleaddress_row_and_cleared_when_it_is_deleted(
+        ) -> None:
+    addr = {"id": 3, "comrade_id": 7, "street_address": "Gata 1", "postal_code": "101",
+            "city": "R", "country": "IS", "raw_address": "", "address_id": None}
+    with_address = doc_of(seq_events(("c", C, comrade_row(7)), ("c", AD, addr)))
+    assert with_address is not None and with_address["profile"]["address"]["postalcode"] == "101"
+    cleared = doc_of(seq_events(("c", C, comrade_row(7)), ("c", AD, addr), ("d", AD, None, addr)))
+    assert cleared is not None and cleared["profile"]["address"] is None
+
+
+def test_deleting_contactinfo_clears_what_it_contributed() -> None:
+    doc = doc_of(seq_events(("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")),
+                            ("d", CI, None, _contact("c@x.is"))))
+    assert doc is not None
+    assert doc["profile"]["phone"] is None and doc["profile"]["email"] is None
+
+
+def test_a_deleted_comrade_removes_its_document() -> None:
+    backend = FakeBackend()
+    for e in seq_events(("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")),
+                        ("d", CI, None, _contact("c@x.is")), ("d", C, None, comrade_row(7))):
+        apply_all([e], backend)
+    assert backend.members == {}
+
+
+def test_a_kennitala_change_moves_the_document() -> None:
+    backend = FakeBackend()
+    for e in seq_events(("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")),
+                        ("u", C, comrade_row(7, ssn="0202702149"), comrade_row(7))):
+        apply_all([e], backend)
+    assert set(backend.members) == {"0202702149"}
+    assert backend.members["0202702149"]["profile"]["email"] == "c@x.is"
+
+
+def test_a_child_row_that_arrives_before_its_comrade_is_kept_until_the_comrade_comes() -> None:
+    backend = FakeBackend()
+    first, second = seq_events(("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")))
+    apply_all([second], backend)
+    assert backend.members == {}
+    apply_all([first], backend)
+    assert backend.members["0101701239"]["profile"]["email"] == "c@x.is"
+
+
+def test_an_older_event_is_skipped_and_counted() -> None:
+    backend = FakeBackend()
+    old, new = seq_events(("c", C, comrade_row(7, name="Old")),
+                          ("u", C, comrade_row(7, name="New"), comrade_row(7, name="Old")))
+    MemberApplier(backend).apply(changes([new]))
+    result = MemberApplier(backend).apply(changes([old]))
+    assert result.stale == [0] and result.documents_written == 0
+    assert backend.members["0101701239"]["profile"]["name"] == "New"
+
+
+def test_a_late_insert_cannot_bring_a_deleted_member_back() -> None:
+    backend = FakeBackend()
+    insert, delete = seq_events(("c", C, comrade_row(7)), ("d", C, None, comrade_row(7)))
+    apply_all([delete], backend)
+    apply_all([insert], backend)
+    assert backend.members == {}
+
+
+def test_a_snapshot_read_ranks_below_a_live_change_at_the_same_lsn() -> None:
+    live = event("u", C, comrade_row(7, name="Live"), comrade_row(7), lsn=0x500, seq=9)
+    snap = event("r", C, comrade_row(7, name="Snapshot"), lsn=0x500, seq=0)
+    assert version_of(snap) < version_of(live)
+    backend = apply_all([live])
+    apply_all([snap], backend)
+    assert backend.members["0101701239"]["profile"]["name"] == "Live"
+
+
+def test_every_part_remembers_the_version_that_wrote_it() -> None:
+    evs = seq_events(("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")),
+                     ("c", EM, _email(3, "a@x.is", True)))
+    doc = doc_of(evs)
+    assert doc is not None
+    versions = doc["_cdc"]["versions"]
+    assert versions["comrade"] == version_of(evs[0])
+    assert versions["contactinfo"] == version_of(evs[1])
+    assert versions["emails"] == {"3": version_of(evs[2])}
+
+
+def test_a_precondition_conflict_re_reads_and_retries_the_batch() -> None:
+    backend = FakeBackend(conflict_next=2)
+    result = MemberApplier(backend).apply(changes(seq_events(("c", C, comrade_row(7)))))
+    assert result.conflicts == 2 and "0101701239" in backend.members
+
+
+# -- poison -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("ev", "reason"), [
+    (event("c", C, comrade_row(7, ssn="12345")), "invalid kennitala"),
+    (event("c", C, comrade_row(7, ssn="010170123X")), "invalid kennitala"),
+    (event("c", "membership_other", {"id": 1}), "unknown table"),
+    (event("t", C), "truncate needs a backfill"),
+    (event("c", C, comrade_row(7, birthday="yesterday")), "birthday"),
+])
+def test_events_that_cannot_be_applied_are_poison(ev: ChangeEvent, reason: str) -> None:
+    with pytest.raises(PoisonEvent, match=reason):
+        part_changes(ev)
+
+
+def test_a_child_delete_without_its_comrade_id_is_poison() -> None:
+    ev = event("d", EM, None, {"id": 3, "comrade_id": 7, "email": "a", "is_primary": True})
+    bare = ChangeEvent(**{**{s: getattr(ev, s) for s in ev.__slots__}, "before": {"id": 3}})
+    with pytest.raises(PoisonEvent, match="REPLICA IDENTITY FULL"):
+        part_changes(bare)
+
+
+# -- the key invariant -----------------------------------------------------------------
+
+def _final(events: list[ChangeEvent], batches: list[list[ChangeEvent]],
+           conflicts: int = 0) -> dict[str, Any]:
+    backend = FakeBackend(conflict_next=conflicts)
+    applier = MemberApplier(backend)
+    for batch in batches:
+        applier.apply(changes(batch))
+    return backend.members
+
+
+def _without_cdc(docs: dict[str, Any]) -> dict[str, Any]:
+    return {k: {f: v for f, v in d.items() if f != "_cdc"} for k, d in docs.items()}
+
+
+ops = st.lists(st.tuples(st.integers(0, 8), st.integers(0, 20), st.integers(0, 20)),
+               min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=ops, seed=st.integers(0, 2**32 - 1), snapshot_at=st.integers(0, 40))
+def test_any_order_with_duplicates_ends_in_the_same_documents_as_in_order_delivery(
+        ops: list[tuple[int, int, int]], seed: int, snapshot_at: int) -> None:
+    history = History()
+    backfill: list[ChangeEvent] = []
+    for i, (kind, a, b) in enumerate(ops):
+        if i == snapshot_at:
+            history.commit()
+            backfill = history.snapshot()
+            history.commit()
+        history.step(kind, a, b)
+    events = history.events + backfill  # a backfill overlapping the stream
+    in_order = _final(events, [[e] for e in sorted(events, key=version_of)])
+
+    rng = random.Random(seed)
+    shuffled = events + rng.sample(events, k=rng.randint(0, len(events)))
+    rng.shuffle(shuffled)
+    batches, start = [], 0
+    while start < len(shuffled):
+        size = rng.randint(1, 8)
+        batches.append(shuffled[start:start + size])
+        start += size
+    assert _final(events, batches, conflicts=rng.randint(0, 2)) == in_order
+
+    truth = _final([], [history.snapshot()]) if history.live() else {}
+    assert _without_cdc(in_order) == _without_cdc(truth)
+
+
+K1, K2 = "0101701239", "0202702149"
+
+
+@pytest.mark.parametrize("order", [list(p) for p in __import__("itertools").permutations(
+    range(4))])
+def test_a_kennitala_given_up_by_one_comrade_and_taken_by_another_ends_with_the_taker(
+        order: list[int]) -> None:
+    evs = seq_events(
+        ("c", C, comrade_row(7, ssn=K1)),
+        ("u", C, comrade_row(7, ssn=K2), comrade_row(7, ssn=K1)),
+        ("c", C, comrade_row(8, ssn=K1, name="Taker")),
+        ("u", C, comrade_row(7, ssn=K2, name="Moved"), comrade_row(7, ssn=K2)),
+    )
+    docs = _final(evs, [[evs[i]] for i in order])
+    assert set(docs) == {K1, K2}
+    assert docs[K1]["django_id"] == 8 and docs[K1]["profile"]["name"] == "Taker"
+    assert docs[K2]["django_id"] == 7 and docs[K2]["profile"]["name"] == "Moved"
+
+
+@pytest.mark.parametrize("order", [list(p) for p in __import__("itertools").permutations(
+    range(4))])
+def test_two_comrades_swapping_kennitalas_end_in_the_right_documents(order: list[int]) -> None:
+    k3 = "0303703059"
+    evs = seq_events(
+        ("c", C, comrade_row(7, ssn=K1, name="Seven")),
+        ("c", C, comrade_row(8, ssn=K2, name="Eight")),
+        ("u", C, comrade_row(7, ssn=k3, name="Seven"), comrade_row(7, ssn=K1, name="Seven")),
+        ("u", C, comrade_row(8, ssn=K1, name="Eight"), comrade_row(8, ssn=K2, name="Eight")),
+    )
+    docs = _final(evs, [[evs[i]] for i in order])
+    assert {k: d["profile"]["name"] for k, d in docs.items()} == {k3: "Seven", K1: "Eight"}
