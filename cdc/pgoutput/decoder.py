@@ -44,7 +44,7 @@ _COLUMN_TAIL = struct.Struct("!Ii")  # type OID, type modifier
 _MESSAGE_HEAD = struct.Struct("!BQ")  # flags, LSN
 _TRUNCATE_HEAD = struct.Struct("!IB")  # number of relations, option bits
 
-_NULL, _TOAST, _TEXT, _BINARY = (ord(c) for c in "nutb")
+_BINARY = ord("b")
 _NEW, _KEY, _OLD = (ord(c) for c in "NKO")
 
 _MALFORMED = (IndexError, struct.error, ValueError, UnicodeDecodeError, OverflowError)
@@ -85,26 +85,23 @@ def _string(data: bytes, pos: int) -> tuple[str, int]:
 
 
 def _tuple(data: bytes, pos: int, lsn: Lsn) -> tuple[TupleData, int]:
+    # The hot loop of the reader: literals instead of globals, one bound check.
     (count,) = _UINT16.unpack_from(data, pos)
     pos += 2
-    size = len(data)
     values: list[Value] = []
     append = values.append
     unpack_length = _UINT32.unpack_from
     for _ in range(count):
         kind = data[pos]
-        pos += 1
-        if kind == _TEXT:
-            (length,) = unpack_length(data, pos)
-            pos += 4
-            end = pos + length
-            if end > size:
-                raise DecodeError("a column value runs past the end of the message", lsn=lsn)
-            append(data[pos:end])
-            pos = end
-        elif kind == _NULL:
+        if kind == 116:  # 't' text
+            start = pos + 5
+            pos = start + unpack_length(data, pos + 1)[0]
+            append(data[start:pos])
+        elif kind == 110:  # 'n' null
+            pos += 1
             append(None)
-        elif kind == _TOAST:
+        elif kind == 117:  # 'u' unchanged TOAST
+            pos += 1
             append(UNCHANGED_TOAST)
         elif kind == _BINARY:
             raise DecodeError(
@@ -112,6 +109,8 @@ def _tuple(data: bytes, pos: int, lsn: Lsn) -> tuple[TupleData, int]:
                 "the 'binary' option", lsn=lsn)
         else:
             raise DecodeError(f"unknown column value kind {bytes([kind])!r}", lsn=lsn)
+    if pos > len(data):
+        raise DecodeError("a column value runs past the end of the message", lsn=lsn)
     return tuple(values), pos
 
 

@@ -77,15 +77,21 @@ def _date(raw: bytes) -> str:
 def _timestamptz(raw: bytes) -> str:
     text = raw.decode()
     # Fast path: a UTC session prints "2026-01-01 12:00:00[.123456]+00".
-    if text[-3:] == "+00" and _looks_iso(text, len(text) - 3):
-        return _iso_from_parts(text, len(text) - 3)
+    end = len(text) - 3
+    if text[end:] == "+00" and _looks_iso(text, end):
+        if end == 19:
+            return f"{text[:10]}T{text[11:19]}.000000Z"
+        return f"{text[:10]}T{text[11:19]}.{text[20:end]:0<6}Z"
     return _parsed(text, aware=True)
 
 
 def _timestamp(raw: bytes) -> str:
     text = raw.decode()
-    if _looks_iso(text, len(text)):
-        return _iso_from_parts(text, len(text))
+    end = len(text)
+    if _looks_iso(text, end):
+        if end == 19:
+            return f"{text[:10]}T{text[11:19]}.000000Z"
+        return f"{text[:10]}T{text[11:19]}.{text[20:end]:0<6}Z"
     return _parsed(text, aware=False)
 
 
@@ -95,11 +101,6 @@ def _looks_iso(text: str, end: int) -> bool:
         (end == 19 or (21 <= end <= 26 and text[19] == "."))
         and text[4] == "-" and text[10] == " " and text[13] == ":"
     )
-
-
-def _iso_from_parts(text: str, end: int) -> str:
-    fraction = text[20:end].ljust(6, "0") if end > 19 else "000000"
-    return f"{text[:10]}T{text[11:19]}.{fraction}Z"
 
 
 def _parsed(text: str, *, aware: bool) -> str:
