@@ -1,0 +1,13 @@
+"""``cdc backfill``: a full, consistent resync from an exported snapshot.
+
+Roles, each in its own module (see docs/backfill.md):
+
+* :mod:`.rows` - Python row values to the event contract's JSON types;
+* :mod:`.kennitala` - which comrade rows can become member documents;
+* :mod:`.plan` - what to read: tables, keys, the ``--where`` scope, chunk SQL;
+* :mod:`.snapshot` - a temporary slot's exported snapshot and chunked reads;
+* :mod:`.state` - the resumable checkpoint, one Firestore document per backfill;
+* :mod:`.runner` - snapshot rows -> snapshot events -> Pub/Sub;
+* :mod:`.orphans` - member documents absent from the snapshot, with the guard;
+* :mod:`.wait` - ``--wait``: watch Firestore until the snapshot is applied.
+"""

@@ -1,0 +1,418 @@
+"""One backfill run: snapshot rows -> snapshot events -> Pub/Sub.
+
+1. Resolve the state: a new backfill, or ``--resume`` of an interrupted one.
+2. Export a snapshot at LSN ``L`` (a new one on every run, see snapshot.py).
+3. Pre-flight inside the snapshot: which comrades are in scope, which cannot
+   become documents (invalid or duplicate kennitala), which member documents
+   would be orphans - and the mass-delete guard, before anything is published.
+4. Publish member chunks (comrades, then their child rows), then other
+   tables; a chunk's checkpoint is saved once Pub/Sub acked its events.
+5. Delete the orphans (conditional deletes), mark the backfill published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+from cdc.backfill import orphans
+from cdc.backfill.deadletter import DeadLetters
+from cdc.backfill.diff import DiffCounts, compare, rendered_documents
+from cdc.backfill.kennitala import DUPLICATE, duplicated, kennitala_problem
+from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
+from cdc.backfill.progress import Progress, bar, eta_text
+from cdc.backfill.rows import json_row
+from cdc.backfill.snapshot import Chunk, SnapshotReader
+from cdc.backfill.state import (
+    ABANDONED,
+    PUBLISHED,
+    BackfillState,
+    Checkpoint,
+    Part,
+    StateStore,
+)
+from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
+from cdc.events import MEMBER_TABLE, ChangeEvent
+from cdc.google_errors import google_boundary
+from cdc.logs import fields
+from cdc.pgoutput.timestamps import iso_utc
+from cdc.publisher import EventPublisher
+from cdc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    def publish(self, event: ChangeEvent) -> None: ...
+    def mark(self, token: object) -> None: ...
+    def acked_mark(self) -> object | None: ...
+    def flush(self, timeout: float | None = None) -> Any: ...
+    def close(self) -> None: ...
+
+
+class Rejects(Protocol):
+    count: int
+
+    def send(self, event: ChangeEvent, reason: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    where: str | None = None
+    dry_run: bool = False
+    resume: bool = False
+    allow_mass_delete: bool = False
+    compare: bool = False  # count created/updated/unchanged (costs a read per document)
+    chunk_size: int = DEFAULT_CHUNK
+    stop_after_chunks: int | None = None  # tests: simulate a crash after N chunks
+
+
+@dataclass
+class Preflight:
+    members: int = 0
+    rows: int = 0
+    kennitalas: set[str] = field(default_factory=set)
+    member_ids: dict[str, int] = field(default_factory=dict)  # valid kennitala -> comrade id
+    rejected: dict[int, str] = field(default_factory=dict)
+    orphans: orphans.OrphanScan | None = None
+
+
+@dataclass
+class Outcome:
+    state: BackfillState
+    preflight: Preflight
+    diff: DiffCounts
+    deleted: int = 0
+    would_delete: int = 0
+
+
+class Interrupted(PermanentError):
+    """Tests: the run stopped on purpose after some chunks (``stop_after_chunks``)."""
+
+
+class Backfill:
+    def __init__(self, settings: Settings, options: BackfillOptions, *,
+                 store: StateStore | None = None,
+                 publisher_factory: Callable[[Settings], Publisher] | None = None,
+                 dead_letters: Rejects | None = None,
+                 progress: Progress | None = None) -> None:
+        self.settings = settings
+        self.options = options
+        self.store = store or StateStore(settings)
+        self.client = self.store.client
+        self.members = self.client.collection(settings.members_collection)
+        self._publisher_factory = publisher_factory or EventPublisher
+        self._dead_letters = dead_letters
+        self.progress = progress or Progress()
+        self.diff = DiffCounts()
+        self._rows_at_start = 0
+
+    # -- the run ---------------------------------------------------------------
+    def run(self) -> Outcome:
+        state = self._resolve_state()
+        slot = f"cdc_backfill_{state.id.split('-')[-1]}_{len(state.parts) + 1}"
+        with SnapshotReader.open(self.settings, slot) as reader:
+            plan = self._plan(reader, state)
+            state.parts.append(Part(str(reader.lsn), iso_utc(reader.taken_at)))
+            pre = self._preflight(reader, plan, state)
+            if self.options.dry_run:
+                return self._dry_run(reader, plan, state, pre)
+            self._check_subscription()
+            self._check_slot(reader)
+            self.diff.created = state.checkpoint.created
+            self.diff.updated = state.checkpoint.updated
+            self.diff.unchanged = state.checkpoint.unchanged
+            self.store.save(state)
+            self._rows_at_start = state.checkpoint.rows_read
+            self._publish(reader, plan, state, pre)
+        deleted = self._delete_orphans(state, pre)
+        state.status = PUBLISHED
+        state.orphans = {"deleted": deleted,
+                         "candidates": len(pre.orphans.candidates) if pre.orphans else 0}
+        self.store.save(state)
+        log.info("backfill published", extra=fields(
+            backfill=state.id, lsn=str(state.lsn), events=state.checkpoint.events,
+            dead_lettered=state.checkpoint.dead_lettered, orphans_deleted=deleted))
+        return Outcome(state, pre, self.diff, deleted=deleted)
+
+    def preflight_only(self) -> Preflight:
+        """The scope of a fresh snapshot (``--resume --wait`` on a published backfill)."""
+        state = BackfillState.new(list(self.settings.tables), self.options.where)
+        with SnapshotReader.open(self.settings, f"cdc_backfill_{state.id.split('-')[-1]}") as r:
+            plan = self._plan(r, state)
+            return self._preflight(r, replace(plan, where=state.where), state, scan=False)
+
+    def _resolve_state(self) -> BackfillState:
+        unfinished = self.store.unfinished()
+        if self.options.resume:
+            if not unfinished:
+                raise ConfigError("--resume: there is no interrupted backfill",
+                                  hint="start a new one with `cdc backfill`")
+            state = unfinished[0]
+            if self.options.where is not None and self.options.where != state.where:
+                raise ConfigError("--resume continues with the interrupted backfill's scope",
+                                  hint=f"leave out --where (it was {state.where!r})")
+            log.info("resuming backfill", extra=fields(
+                backfill=state.id, next_seq=state.checkpoint.next_seq,
+                after_comrade_id=state.checkpoint.last_comrade_id))
+            return state
+        if unfinished and not self.options.dry_run:
+            old = unfinished[0]
+            raise ConfigError(
+                f"backfill {old.id} (started {old.started_at}) was interrupted",
+                hint="continue it with `cdc backfill --resume`, or drop it with "
+                     "`cdc backfill --abandon`")
+        tables = [t.split(".")[-1] if t.startswith("public.") else t for t in self.settings.tables]
+        return BackfillState.new(tables, self.options.where)
+
+    def _plan(self, reader: SnapshotReader, state: BackfillState) -> Plan:
+        comrade_sel, children, others = split_tables(self.settings.tables)
+        if state.where is not None and others:
+            raise ConfigError(f"--where applies to the member tables only, not {others}",
+                              hint="limit the tables with --tables (CDC_TABLES)")
+        if state.where is not None and not (comrade_sel or children):
+            raise ConfigError("--where needs at least one member table")
+
+        def table(q: str) -> TablePlan:
+            schema, name = q.split(".")
+            return TablePlan(schema, name, reader.primary_key(q))
+
+        return Plan(comrade=TablePlan("public", MEMBER_TABLE, ("id",)),
+                    publish_comrade=comrade_sel,
+                    children=tuple(table(t) for t in children),
+                    others=tuple(table(t) for t in others),
+                    where=state.where, chunk_size=self.options.chunk_size)
+
+    def _preflight(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
+                   scan: bool = True) -> Preflight:
+        pre = Preflight()
+        ssns: list[tuple[int, Any]] = []
+        if plan.publish_comrade or plan.children:
+            ssns = list(reader.stream(plan.kennitalas()))
+        dupes = duplicated(s for _, s in ssns if isinstance(s, str))
+        for comrade_id, ssn in ssns:
+            problem = kennitala_problem(ssn) or (DUPLICATE if ssn in dupes else None)
+            if isinstance(ssn, str):
+                pre.kennitalas.add(ssn)
+            if problem:
+                pre.rejected[comrade_id] = problem
+            else:
+                pre.member_ids[ssn] = comrade_id
+        pre.members = len(pre.member_ids)
+        pre.rows = self._count_rows(reader, plan, len(ssns))
+        state.expected_rows, state.expected_members = pre.rows, pre.members
+        state.rejected = [{"table": MEMBER_TABLE, "id": i, "reason": r}
+                          for i, r in sorted(pre.rejected.items())][:1000]
+        if plan.full and scan:
+            pre.orphans = orphans.scan(self.members, pre.kennitalas, reader.lsn)
+            guard = orphans.Guard(len(pre.orphans.candidates), pre.orphans.documents)
+            if guard.trips and not self.options.allow_mass_delete and not self.options.dry_run:
+                raise guard.refusal(pre.members)
+        del ssns
+        return pre
+
+    def _count_rows(self, reader: SnapshotReader, plan: Plan, comrades: int) -> int:
+        from psycopg import sql
+
+        total = comrades if plan.publish_comrade else 0
+        scope = sql.SQL("SELECT id FROM {}").format(plan.comrade.identifier)
+        if plan.where:
+            scope = scope + sql.SQL(" WHERE ({})").format(sql.SQL(plan.where))  # type: ignore[arg-type]
+        for child in plan.children:
+            query = sql.SQL("SELECT count(*) FROM {} WHERE comrade_id IN ({})")
+            total += int(reader.scalar(query.format(child.identifier, scope)))
+        for other in plan.others:
+            total += int(reader.scalar(sql.SQL("SELECT count(*) FROM {}").format(
+                other.identifier)))
+        return total
+
+    # -- publishing --------------------------------------------------------------
+    def _publish(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
+                 pre: Preflight) -> None:
+        publisher = self._publisher_factory(self.settings)
+        rejects = self._dead_letters or DeadLetters(self.settings)
+        saved = state.checkpoint
+        try:
+            emitter = _Emitter(state, reader, pre, publisher, rejects)
+            for chunks_done, (events, ckpt) in enumerate(self._chunks(reader, plan, state),
+                                                         start=1):
+                if self.options.compare:
+                    self.diff.add(compare(self.client, self.members, rendered_documents(
+                        e for e in events if e.op == "r" and e.comrade_id() not in pre.rejected)))
+                    ckpt = replace(ckpt, created=self.diff.created, updated=self.diff.updated,
+                                   unchanged=self.diff.unchanged)
+                emitter.emit(events)
+                ckpt = replace(ckpt, next_seq=emitter.seq, events=emitter.published,
+                               dead_lettered=emitter.dead_lettered)
+                publisher.mark(ckpt)
+                saved = self._save_acked(publisher, state, saved)
+                self._show(state, ckpt)
+                if self.options.stop_after_chunks == chunks_done:
+                    publisher.flush(60)
+                    self._save_acked(publisher, state, saved)
+                    raise Interrupted(f"stopped after {chunks_done} chunks (test hook)")
+            publisher.flush()
+            self._save_acked(publisher, state, saved)
+            self.progress.done(self._line(state, state.checkpoint))
+        finally:
+            publisher.close()
+
+    def _chunks(self, reader: SnapshotReader, plan: Plan,
+                state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:
+        """(events of one chunk, the checkpoint after it), resuming at the checkpoint."""
+        ckpt = state.checkpoint
+        builder = _EventBuilder(state, reader)
+        read = ckpt.rows_read
+        if not ckpt.members_done and (plan.publish_comrade or plan.children):
+            for last_id, chunks in reader.member_chunks(plan, ckpt.last_comrade_id):
+                events = builder.events(chunks)
+                read += sum(len(c.rows) for c in chunks)
+                yield events, replace(ckpt, last_comrade_id=last_id, rows_read=read)
+        ckpt = replace(ckpt, members_done=True, rows_read=read)
+        names = [t.qualified for t in plan.others]
+        start = names.index(ckpt.other_table) if ckpt.other_table in names else 0
+        for table in plan.others[start:]:
+            after = ckpt.other_key if ckpt.other_table == table.qualified else None
+            for last_key, chunk in reader.table_chunks(plan, table, after):
+                read += len(chunk.rows)
+                ckpt = replace(ckpt, other_table=table.qualified, other_key=last_key,
+                               rows_read=read)
+                yield builder.events([chunk]), ckpt
+        yield [], replace(ckpt, rows_read=read)
+
+    def _save_acked(self, publisher: Publisher, state: BackfillState,
+                    saved: Checkpoint) -> Checkpoint:
+        acked = publisher.acked_mark()
+        if not isinstance(acked, Checkpoint) or acked == saved:
+            return saved
+        current = self.store.load(state.id)
+        if current is not None and current.status == ABANDONED:
+            raise PermanentError(f"backfill {state.id} was abandoned by another process",
+                                 hint="start a new one with `cdc backfill`")
+        state.checkpoint = acked
+        self.store.save(state)
+        return acked
+
+    def _show(self, state: BackfillState, ckpt: Checkpoint) -> None:
+        self.progress.show(self._line(state, ckpt))
+
+    def _line(self, state: BackfillState, ckpt: Checkpoint) -> str:
+        rate = self.progress.rate(ckpt.rows_read - self._start_rows(state))
+        return (f"backfill {state.id}: {bar(ckpt.rows_read, state.expected_rows)} "
+                f"read {ckpt.rows_read:,}/{state.expected_rows:,} rows, "
+                f"published {ckpt.events:,} events, {rate:,.0f} rows/s, "
+                f"{eta_text(ckpt.rows_read, state.expected_rows, rate)}")
+
+    def _start_rows(self, state: BackfillState) -> int:
+        return self._rows_at_start
+
+    # -- checks --------------------------------------------------------------------
+    def _check_subscription(self) -> None:
+        """Events published to a topic without subscriptions are gone: check first."""
+        subscriber = pubsub_v1.SubscriberClient()
+        path = subscriber.subscription_path(self.settings.require_project(),
+                                            self.settings.firestore_subscription)
+        try:
+            with google_boundary(f"checking subscription {self.settings.firestore_subscription}"):
+                subscriber.get_subscription(subscription=path)
+        except SinkMisconfigured as exc:
+            raise SinkMisconfigured(
+                f"subscription {self.settings.firestore_subscription} is missing: the snapshot "
+                "would reach no consumer", hint="run `cdc setup` first") from exc
+        finally:
+            subscriber.close()
+
+    def _check_slot(self, reader: SnapshotReader) -> None:
+        from cdc.replication.client import read_slot
+
+        try:
+            slot = read_slot(self.settings.require_database(), self.settings.slot)
+        except CdcError:
+            return
+        if slot is None:
+            log.warning("the replication slot does not exist: changes committed after the "
+                        "snapshot will reach no subscriber; run `cdc setup` and `cdc run`",
+                        extra=fields(slot=self.settings.slot, snapshot_lsn=str(reader.lsn)))
+
+    # -- orphans -------------------------------------------------------------------
+    def _delete_orphans(self, state: BackfillState, pre: Preflight) -> int:
+        if pre.orphans is None or not pre.orphans.candidates:
+            return 0
+        return orphans.delete(self.client, self.members, pre.orphans.candidates,
+                              pre.kennitalas, state.lsn)
+
+    # -- dry run -------------------------------------------------------------------
+    def _dry_run(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
+                 pre: Preflight) -> Outcome:
+        builder = _EventBuilder(state, reader)
+        for chunks_done, (last_id, chunks) in enumerate(
+                reader.member_chunks(plan, None), start=1):
+            events = builder.events(chunks)
+            self.diff.add(compare(self.client, self.members, rendered_documents(
+                e for e in events if e.comrade_id() not in pre.rejected)))
+            self.progress.show(f"dry run: {chunks_done} chunks, up to comrade id {last_id}")
+        self.progress.done()
+        would = len(pre.orphans.candidates) if pre.orphans else 0
+        return Outcome(state, pre, self.diff, would_delete=would)
+
+
+class _EventBuilder:
+    """Rows of a chunk -> snapshot events, numbered from the checkpoint's seq."""
+
+    def __init__(self, state: BackfillState, reader: SnapshotReader) -> None:
+        self.lsn = reader.lsn
+        self.commit_time = iso_utc(reader.taken_at)
+        self.snapshot = state.snapshot_field()
+        self.seq = state.checkpoint.next_seq
+
+    def events(self, chunks: list[Chunk]) -> list[ChangeEvent]:
+        out: list[ChangeEvent] = []
+        for chunk in chunks:
+            table = chunk.table
+            positions = [chunk.columns.index(k) for k in table.key]
+            for values in chunk.rows:
+                row = json_row(chunk.columns, values)
+                key = {k: row[chunk.columns[p]] for k, p in zip(table.key, positions, strict=True)}
+                out.append(ChangeEvent(
+                    op="r", schema=table.schema, table=table.name, key=key, before=None,
+                    after=row, lsn=self.lsn, seq=self.seq, xid=None,
+                    commit_time=self.commit_time, snapshot=self.snapshot))
+                self.seq += 1
+        return out
+
+
+class _Emitter:
+    """Publishes events; rows that cannot become documents go to the dead letters."""
+
+    def __init__(self, state: BackfillState, reader: SnapshotReader, pre: Preflight,
+                 publisher: Publisher, rejects: Rejects) -> None:
+        self.rejected = pre.rejected
+        self.publisher = publisher
+        self.rejects = rejects
+        self.seq = state.checkpoint.next_seq
+        self.published = state.checkpoint.events
+        self.dead_lettered = state.checkpoint.dead_lettered
+
+    def emit(self, events: list[ChangeEvent]) -> None:
+        for event in events:
+            reason = self._reason(event)
+            if reason is None:
+                self.publisher.publish(event)
+                self.published += 1
+            else:
+                self.rejects.send(event, reason)
+                self.dead_lettered += 1
+            self.seq = event.seq + 1
+
+    def _reason(self, event: ChangeEvent) -> str | None:
+        if not self.rejected:
+            return None
+        comrade_id = event.comrade_id()
+        if comrade_id is None or comrade_id not in self.rejected:
+            return None
+        reason = self.rejected[comrade_id]
+        return reason if event.table == MEMBER_TABLE else f"its comrade was rejected: {reason}"

@@ -1,0 +1,204 @@
+"""A consistent snapshot with an exact LSN, and chunked reads inside it.
+
+``CREATE_REPLICATION_SLOT ... TEMPORARY LOGICAL pgoutput`` on a replication
+connection waits until every transaction running at that moment has ended,
+and returns the slot's *consistent point* ``L`` and the name of an exported
+snapshot. That snapshot sees exactly the transactions whose commit record
+lies before ``L``; logical decoding (of any slot) delivers every transaction
+committing at or after ``L`` with a commit LSN >= ``L``. A snapshot read
+versioned ``(L, rank 0)`` is therefore newer than every change it contains
+and older than every change it misses. See docs/backfill.md.
+
+The reading transaction imports the snapshot (``SET TRANSACTION SNAPSHOT``)
+and then holds it by itself, so the replication connection - and with it the
+temporary slot - is closed right after the import: no slot is left behind,
+even if the backfill is killed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerr
+from psycopg import sql
+
+from cdc.backfill.plan import Plan, TablePlan
+from cdc.errors import CdcError, SourceMisconfigured, SourceUnavailable
+from cdc.logs import fields
+from cdc.lsn import Lsn
+from cdc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One table's rows of one chunk, in key order."""
+
+    table: TablePlan
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+
+
+def create_slot_command(slot: str, server_version: int) -> str:
+    """The PG15+ option syntax, or the older keyword (PG 10-14)."""
+    if server_version >= 150000:
+        return f"CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput (SNAPSHOT 'export')"
+    return f"CREATE_REPLICATION_SLOT {slot} TEMPORARY LOGICAL pgoutput EXPORT_SNAPSHOT"
+
+
+class SnapshotReader:
+    """An open REPEATABLE READ transaction on an exported snapshot at ``lsn``."""
+
+    def __init__(self, conn: psycopg.Connection[Any], lsn: Lsn, taken_at: datetime) -> None:
+        self.conn = conn
+        self.lsn = lsn
+        self.taken_at = taken_at
+
+    @classmethod
+    def open(cls, settings: Settings, slot: str) -> SnapshotReader:
+        conninfo = settings.require_database()
+        replication = _connect(conninfo, replication="database", autocommit=True)
+        try:
+            lsn, name = _export(replication, slot)
+            reader = _connect(conninfo, autocommit=False)
+            try:
+                reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                reader.read_only = True
+                reader.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(name)))
+                row = reader.execute("SELECT now()").fetchone()
+                assert row is not None
+            except BaseException:
+                reader.close()
+                raise
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+        finally:
+            replication.close()  # the temporary slot goes with it; the import holds the snapshot
+        log.info("snapshot exported", extra=fields(lsn=str(lsn), slot=slot))
+        return cls(reader, lsn, row[0])
+
+    def close(self) -> None:
+        try:
+            self.conn.rollback()
+        finally:
+            self.conn.close()
+
+    def __enter__(self) -> SnapshotReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- reads -----------------------------------------------------------------
+    def scalar(self, query: sql.Composed) -> Any:
+        row = self._execute(query).fetchone()
+        return None if row is None else row[0]
+
+    def rows(self, query: sql.Composed, params: Sequence[Any] = ()) -> tuple[
+            tuple[str, ...], list[tuple[Any, ...]]]:
+        cur = self._execute(query, params)
+        columns = tuple(d.name for d in cur.description or ())
+        return columns, cur.fetchall()
+
+    def stream(self, query: sql.Composed, size: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """A server-side cursor: bounded memory for a long result."""
+        try:
+            with self.conn.cursor(name="backfill_stream") as cur:
+                cur.itersize = size
+                cur.execute(query)
+                yield from cur
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+    def member_chunks(self, plan: Plan, after: int | None) -> Iterator[tuple[int, list[Chunk]]]:
+        """(last comrade id, chunks) per member chunk, from comrade id ``after`` on."""
+        while True:
+            columns, comrades = self.rows(plan.comrade_chunk(after))
+            if not comrades:
+                return
+            id_at = columns.index("id")
+            ids = [r[id_at] for r in comrades]
+            chunks = [Chunk(plan.comrade, columns, comrades)] if plan.publish_comrade else []
+            for child in plan.children:
+                child_columns, child_rows = self.rows(plan.children_of(child), (ids,))
+                chunks.append(Chunk(child, child_columns, child_rows))
+            after = ids[-1]
+            yield after, chunks
+
+    def table_chunks(self, plan: Plan, table: TablePlan,
+                     after: Sequence[Any] | None) -> Iterator[tuple[list[Any], Chunk]]:
+        """(last key, chunk) per chunk of a non-member table."""
+        while True:
+            columns, rows = self.rows(plan.other_chunk(table, after))
+            if not rows:
+                return
+            positions = [columns.index(k) for k in table.key]
+            after = [rows[-1][i] for i in positions]
+            yield list(after), Chunk(table, columns, rows)
+
+    def primary_key(self, qualified: str) -> tuple[str, ...]:
+        schema, name = qualified.split(".")
+        _, rows = self.rows(sql.SQL(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = {}::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey::int2[], a.attnum)").format(
+                sql.Literal(f'"{schema}"."{name}"')))
+        if not rows:
+            raise SourceMisconfigured(f"table {qualified} has no primary key",
+                                      hint="the backfill reads tables in primary-key order; "
+                                           "add a primary key or leave the table out (--tables)")
+        return tuple(r[0] for r in rows)
+
+    def _execute(self, query: sql.Composed, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        try:
+            cur: psycopg.Cursor[Any] = self.conn.execute(query, params or None)
+            return cur
+        except psycopg.Error as exc:
+            raise _translate(exc) from exc
+
+
+def _export(conn: psycopg.Connection[Any], slot: str) -> tuple[Lsn, str]:
+    command = create_slot_command(slot, conn.info.server_version)
+    row = conn.execute(command).fetchone()  # type: ignore[call-overload]
+    assert row is not None
+    return Lsn.parse(row[1]), str(row[2])
+
+
+def _connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(conninfo, connect_timeout=10, options=SESSION_OPTIONS,
+                               application_name="cdc backfill", **kwargs)
+    except psycopg.OperationalError as exc:
+        raise SourceUnavailable(f"cannot connect to Postgres: {_first_line(exc)}",
+                                hint="check CDC_DATABASE_URL and that the server is up") from exc
+
+
+def _translate(exc: psycopg.Error) -> CdcError:
+    text = _first_line(exc)
+    if isinstance(exc, pgerr.InsufficientPrivilege):
+        return SourceMisconfigured(text, hint="the backfill needs the REPLICATION attribute and "
+                                              "SELECT on the captured tables (see `cdc setup`)")
+    if isinstance(exc, pgerr.ObjectNotInPrerequisiteState | pgerr.ConfigurationLimitExceeded):
+        return SourceMisconfigured(text, hint="check wal_level=logical and that "
+                                              "max_replication_slots/max_wal_senders have room")
+    if isinstance(exc, pgerr.SyntaxError | pgerr.UndefinedColumn | pgerr.UndefinedTable
+                  | pgerr.UndefinedFunction | pgerr.DatatypeMismatch):
+        return SourceMisconfigured(f"the backfill query failed: {text}",
+                                   hint="check --where: it is a predicate on membership_comrade")
+    if isinstance(exc, psycopg.OperationalError):
+        return SourceUnavailable(f"Postgres connection lost: {text}",
+                                 hint="run `cdc backfill --resume` to continue")
+    return SourceMisconfigured(f"the backfill query failed: {text}")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

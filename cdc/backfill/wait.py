@@ -1,0 +1,171 @@
+"""``cdc backfill --wait``: watch Firestore until the documents reflect the snapshot.
+
+A member of the snapshot (at LSN ``L``) is *applied* when its document exists
+and every part version in ``_cdc.versions`` is at least ``(L, 0, 0)`` - each
+row of the member was written by this snapshot or by a live change after it -
+or when the document is absent and no comrade carries that kennitala any more
+(deleted or moved by the live stream after the snapshot).
+
+Progress uses a cheap count query (documents whose newest version is at
+least ``(L, 0, 0)``); the exact per-member check runs when that count stops
+moving or reaches the target, and afterwards only on the members still
+pending. If nothing moves for ``stall_s`` seconds, the wait fails and says
+how to start a consumer; it never hangs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.cloud import firestore
+
+from cdc.backfill.orphans import threshold
+from cdc.backfill.progress import Progress, bar, eta_text
+from cdc.errors import PermanentError
+from cdc.google_errors import google_boundary
+from cdc.lsn import Lsn
+from cdc.settings import Settings
+
+BATCH = 500
+EXACT_EVERY_S = 10.0
+
+
+class NothingApplied(PermanentError):
+    """No consumer applied the snapshot within the stall timeout."""
+
+
+@dataclass
+class WaitReport:
+    applied: int = 0
+    stale: int = 0
+    pending: list[str] = field(default_factory=list)
+
+
+def part_versions(cdc: dict[str, Any] | None) -> list[str]:
+    """Every version in a document's ``_cdc.versions`` (emails flattened)."""
+    versions = (cdc or {}).get("versions")
+    if not isinstance(versions, dict):
+        return []
+    out: list[str] = []
+    for value in versions.values():
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, dict):
+            out.extend(v for v in value.values() if isinstance(v, str))
+    return out
+
+
+def is_applied(body: dict[str, Any] | None, lsn: Lsn) -> bool:
+    versions = part_versions((body or {}).get("_cdc"))
+    return bool(versions) and min(versions) >= threshold(lsn)
+
+
+def is_stale_for_snapshot(body: dict[str, Any] | None, lsn: Lsn) -> bool:
+    """The comrade row was changed by the live stream after the snapshot."""
+    versions = ((body or {}).get("_cdc") or {}).get("versions") or {}
+    comrade = versions.get("comrade") if isinstance(versions, dict) else None
+    return isinstance(comrade, str) and comrade >= f"{lsn.sortable()}-1"
+
+
+class Waiter:
+    """Polls Firestore for one backfill; ``still_exists`` asks Postgres about kennitalas."""
+
+    def __init__(self, settings: Settings, client: firestore.Client, lsn: Lsn,
+                 members: Iterable[str], still_exists: Callable[[list[str]], set[str]],
+                 *, progress: Progress | None = None, stall_s: float = 60.0,
+                 poll_s: float = 2.0) -> None:
+        self.settings = settings
+        self.client = client
+        self.collection = client.collection(settings.members_collection)
+        self.lsn = lsn
+        self.pending = set(members)
+        self.expected = len(self.pending)
+        self.still_exists = still_exists
+        self.progress = progress or Progress()
+        self.stall_s = stall_s
+        self.poll_s = poll_s
+        self.report = WaitReport()
+
+    def wait(self, rows_read: int) -> WaitReport:
+        started = last_move = time.monotonic()
+        last_count, last_pending, last_exact = -1, len(self.pending), 0.0
+        while True:
+            count = self._count()
+            now = time.monotonic()
+            if count != last_count:
+                last_move = now if last_count >= 0 else last_move
+                moved = True
+            else:
+                moved = False
+            if self.pending and (count >= self.expected or not moved
+                                 or now - last_exact > EXACT_EVERY_S):
+                self._exact()
+                last_exact = time.monotonic()
+            if len(self.pending) != last_pending:
+                last_move, last_pending = time.monotonic(), len(self.pending)
+            applied = self.expected - len(self.pending) if last_exact else min(count, self.expected)
+            self._show(rows_read, applied, started)
+            if not self.pending:
+                self.progress.done(self._line(rows_read, self.expected, started))
+                self.report.applied = self.expected
+                return self.report
+            if time.monotonic() - last_move > self.stall_s:
+                self.progress.done()
+                raise self._stalled(applied)
+            last_count = count
+            time.sleep(self.poll_s)
+
+    def _count(self) -> int:
+        query = self.collection.where(
+            filter=firestore.FieldFilter("_cdc.version", ">=", threshold(self.lsn)))
+        with google_boundary("counting applied member documents"):
+            result: Any = query.count().get()  # type: ignore[call-arg]
+        return int(result[0][0].value)
+
+    def _exact(self) -> None:
+        ids = sorted(self.pending)
+        absent: list[str] = []
+        for start in range(0, len(ids), BATCH):
+            refs = [self.collection.document(i) for i in ids[start:start + BATCH]]
+            with google_boundary("reading member documents"):
+                snaps = list(self.client.get_all(refs, field_paths=["_cdc"]))
+            for snap in snaps:
+                body = snap.to_dict() if snap.exists else None
+                if body is None:
+                    absent.append(snap.id)
+                elif is_applied(body, self.lsn):
+                    self.pending.discard(snap.id)
+                    self.report.stale += is_stale_for_snapshot(body, self.lsn)
+        if absent:
+            existing = self.still_exists(absent)
+            for kennitala in absent:
+                if kennitala not in existing:
+                    self.pending.discard(kennitala)  # deleted or moved after the snapshot
+        self.report.pending = sorted(self.pending)[:20]
+
+    def _show(self, rows_read: int, applied: int, started: float) -> None:
+        self.progress.show(self._line(rows_read, applied, started))
+
+    def _line(self, rows_read: int, applied: int, started: float) -> str:
+        elapsed = max(time.monotonic() - started, 1e-6)
+        rate = applied / elapsed
+        return (f"waiting: {bar(applied, self.expected)} rows read {rows_read:,}, "
+                f"members applied {applied:,}/{self.expected:,}, "
+                f"{eta_text(applied, self.expected, rate)}")
+
+    def _stalled(self, applied: int) -> NothingApplied:
+        sub = self.settings.firestore_subscription
+        if applied == 0:
+            return NothingApplied(
+                f"no consumer is applying the snapshot: 0 of {self.expected} members applied "
+                f"in {self.stall_s:.0f}s (subscription {sub})",
+                hint="start one with `cdc consume firestore`, then run "
+                     "`cdc backfill --resume --wait` to keep waiting")
+        return NothingApplied(
+            f"the snapshot stopped being applied: {applied} of {self.expected} members applied, "
+            f"nothing moved for {self.stall_s:.0f}s (subscription {sub})",
+            hint="check `cdc status` and the dead letters (`cdc dlq`); is `cdc consume "
+                 "firestore` running? then `cdc backfill --resume --wait`")

@@ -1,0 +1,141 @@
+"""``cdc backfill``: a full, consistent resync from a snapshot (docs/backfill.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from cdc.backfill.plan import DEFAULT_CHUNK
+from cdc.backfill.runner import Backfill, BackfillOptions, Outcome
+from cdc.backfill.state import ABANDONED, PUBLISHED, BackfillState, StateStore
+from cdc.backfill.wait import Waiter, WaitReport
+from cdc.cli.options import with_settings
+from cdc.errors import ConfigError
+from cdc.replication.client import connect
+from cdc.settings import Settings
+
+
+@click.command()
+@with_settings
+@click.option("--wait", is_flag=True,
+              help="return 0 only once Firestore reflects the snapshot; show progress")
+@click.option("--resume", is_flag=True,
+              help="continue the interrupted backfill (with a new snapshot for the rest)")
+@click.option("--abandon", is_flag=True, help="drop the interrupted backfill and its state")
+@click.option("--where", "where", default=None, metavar="SQL",
+              help="predicate on membership_comrade; child rows follow their comrade, "
+                   "e.g. \"ssn = '0101701234'\"")
+@click.option("--dry-run", is_flag=True, help="report what would change; publish nothing")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="delete orphans even when they are over 10%% of the member documents")
+@click.option("--stall-timeout", default=60.0, show_default=True, type=float,
+              help="--wait fails when nothing is applied for this many seconds")
+@click.option("--chunk-size", default=DEFAULT_CHUNK, show_default=True, type=int, hidden=True)
+@click.option("--stop-after-chunks", default=None, type=int, hidden=True)
+def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where: str | None,
+             dry_run: bool, allow_mass_delete: bool, stall_timeout: float, chunk_size: int,
+             stop_after_chunks: int | None) -> None:
+    """Publish every row of a consistent snapshot as op "r" events.
+
+    Tables: --tables / CDC_TABLES. Members in Firestore that are not in the
+    snapshot are deleted at the end (full resyncs only, with a 10% guard).
+    """
+    store = StateStore(settings)
+    if abandon:
+        _abandon(store)
+        return
+    if resume and wait and not store.unfinished():
+        _wait_again(settings, store, stall_timeout)
+        return
+    options = BackfillOptions(where=where, dry_run=dry_run, resume=resume,
+                              allow_mass_delete=allow_mass_delete, compare=wait,
+                              chunk_size=chunk_size, stop_after_chunks=stop_after_chunks)
+    outcome = Backfill(settings, options, store=store).run()
+    _print_run(settings, outcome)
+    if dry_run or not wait:
+        return
+    report = _waiter(settings, store, outcome.state, outcome.preflight.member_ids,
+                     stall_timeout).wait(outcome.state.checkpoint.rows_read)
+    _print_summary(outcome, report)
+
+
+def _abandon(store: StateStore) -> None:
+    unfinished = store.unfinished()
+    if not unfinished:
+        click.echo("no interrupted backfill to abandon")
+        return
+    for state in unfinished:
+        state.status = ABANDONED
+        store.save(state)
+        click.echo(f"abandoned backfill {state.id} (started {state.started_at}); its temporary "
+                   "replication slot ended with its process, and the events it published "
+                   "stay valid")
+
+
+def _wait_again(settings: Settings, store: StateStore, stall_timeout: float) -> None:
+    state = store.latest()
+    if state is None or state.status != PUBLISHED:
+        raise ConfigError("--resume --wait: no published backfill to wait for",
+                          hint="start one with `cdc backfill --wait`")
+    pre = Backfill(settings, BackfillOptions(dry_run=True, where=state.where),
+                   store=store).preflight_only()
+    click.echo(f"waiting for backfill {state.id} (snapshot at LSN {state.lsn})")
+    report = _waiter(settings, store, state, pre.member_ids, stall_timeout).wait(
+        state.checkpoint.rows_read)
+    click.echo(f"backfill {state.id} is applied: {report.applied:,} members, "
+               f"{report.stale:,} superseded by newer live changes")
+
+
+def _waiter(settings: Settings, store: StateStore, state: BackfillState,
+            member_ids: dict[str, int], stall_timeout: float) -> Waiter:
+    def still_exists(kennitalas: list[str]) -> set[str]:
+        with connect(settings.require_database(), autocommit=True) as conn:
+            rows = conn.execute("SELECT ssn FROM membership_comrade WHERE ssn = ANY(%s)",
+                                (kennitalas,)).fetchall()
+        return {r[0] for r in rows}
+
+    return Waiter(settings, store.client, state.lsn, member_ids, still_exists,
+                  stall_s=stall_timeout)
+
+
+def _print_run(settings: Settings, outcome: Outcome) -> None:
+    state, pre = outcome.state, outcome.preflight
+    ckpt = state.checkpoint
+    if state.where is not None:
+        click.echo(f"scope: --where {state.where!r} (orphans are not deleted)")
+    head = f"backfill {state.id}: snapshot at LSN {state.lsn}"
+    if len(state.parts) > 1:
+        head += f" (resumed; {len(state.parts)} snapshots, first at {state.first_lsn})"
+    click.echo(head)
+    if state.status != PUBLISHED:  # dry run
+        diff = outcome.diff
+        click.echo(f"dry run: {pre.members:,} members, {pre.rows:,} rows would be published; "
+                   f"would create {diff.created:,}, update {diff.updated:,}, leave "
+                   f"{diff.unchanged:,} unchanged, delete {outcome.would_delete:,} orphans, "
+                   f"reject {len(pre.rejected):,} comrades")
+        _print_rejected(settings, state.rejected, len(pre.rejected), would=True)
+        return
+    click.echo(f"published {ckpt.events:,} events ({ckpt.rows_read:,} rows, "
+               f"{pre.members:,} members); dead-lettered {ckpt.dead_lettered:,}; "
+               f"deleted {outcome.deleted:,} orphan documents")
+    _print_rejected(settings, state.rejected, len(pre.rejected), would=False)
+
+
+def _print_rejected(settings: Settings, rejected: list[dict[str, Any]], total: int,
+                    *, would: bool) -> None:
+    if not total:
+        return
+    verb = "would be dead-lettered" if would else f"dead-lettered to {settings.dead_letter_topic}"
+    click.echo(f"{total:,} comrades cannot become documents ({verb}, with their child rows):")
+    for item in rejected[:10]:
+        click.echo(f"  comrade id {item['id']}: {item['reason']}")
+    if total > 10:
+        click.echo(f"  ... and {total - 10:,} more (see the dead-letter topic)")
+
+
+def _print_summary(outcome: Outcome, report: WaitReport) -> None:
+    diff, ckpt = outcome.diff, outcome.state.checkpoint
+    click.echo(f"summary: created {diff.created:,}, updated {diff.updated:,}, "
+               f"unchanged {diff.unchanged:,}, deleted {outcome.deleted:,}, "
+               f"skipped as stale {report.stale:,}, failed {ckpt.dead_lettered:,}")
