@@ -130,10 +130,13 @@ def read_source_state(conn: psycopg.Connection[Any], settings: Settings) -> Sour
     )
 
 
+# The insert position, not pg_current_wal_lsn() (the write position): with
+# synchronous_commit off the latter trails committed changes by up to the WAL
+# writer's delay, and lag would read 0 right after a burst of writes.
 def _current_lsn(conn: psycopg.Connection[Any]) -> Lsn | None:
     row = conn.execute(
         "SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
-        " ELSE pg_current_wal_lsn() END)::text").fetchone()
+        " ELSE pg_current_wal_insert_lsn() END)::text").fetchone()
     return Lsn.parse(row[0]) if row and row[0] else None
 
 
@@ -153,7 +156,7 @@ def read_slot_state(conn: psycopg.Connection[Any], slot: str) -> SlotState | Non
     """The slot's row in ``pg_replication_slots`` with its lag, or None."""
     wal_status = "wal_status" if conn.info.server_version >= 130000 else "NULL::text"
     current = ("CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
-               " ELSE pg_current_wal_lsn() END")
+               " ELSE pg_current_wal_insert_lsn() END")
     row = conn.execute(
         f"SELECT slot_name::text, slot_type, plugin::text, database::text, active,"
         f" active_pid, {wal_status}, confirmed_flush_lsn::text, restart_lsn::text,"
