@@ -310,6 +310,10 @@ def plan_setup(state: SourceState, settings: Settings) -> tuple[list[Action], li
     tables = list(settings.tables)
     pub_name = sql.Identifier(settings.publication)
     if pub is None:
+        if state.slot is not None:
+            notes.append(f"note: slot {state.slot.name} is older than the publication; if "
+                         "`cdc run` then fails with 'publication does not exist', run "
+                         "`cdc teardown --yes`, `cdc setup` and `cdc backfill`")
         actions.append(Action(
             f"create publication {settings.publication} for {', '.join(tables)}",
             sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(pub_name, _tables_sql(tables)),

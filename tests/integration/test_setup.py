@@ -3,6 +3,7 @@ Postgres and Pub/Sub emulator."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 import time
@@ -119,6 +120,26 @@ def role(services: Services, database_url: str) -> Iterator[str]:
 
 def as_role(url: str, role: str) -> str:
     return psycopg.conninfo.make_conninfo(url, user=role)
+
+
+@contextlib.contextmanager
+def streaming_from_slot(settings: Settings, timeout: float = 20) -> Iterator[None]:
+    """A real logical replication client (pg_recvlogical) holding the slot active."""
+    reader = subprocess.Popen(
+        [str(PG_BIN / "pg_recvlogical"), "-d", settings.database_url or "",
+         "--slot", settings.slot, "--start", "-f", "/dev/null", "--no-loop",
+         "-o", "proto_version=1", "-o", f"publication_names={settings.publication}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while not query(settings.database_url or "", "SELECT 1 FROM pg_replication_slots "
+                        "WHERE slot_name = %s AND active", (settings.slot,)):
+            assert time.monotonic() < deadline, "pg_recvlogical never started streaming"
+            time.sleep(0.1)
+        yield
+    finally:
+        reader.kill()
+        reader.wait()
 
 
 # -- cdc setup ---------------------------------------------------------------------
@@ -302,32 +323,12 @@ def test_teardown_asks_first_and_keeps_everything_when_declined(settings: Settin
 
 def test_teardown_stops_a_reader_streaming_from_the_slot(settings: Settings) -> None:
     provisioning.setup_source(settings)
-    reader = subprocess.Popen(
-        [str(PG_BIN / "pg_recvlogical"), "-d", settings.database_url or "",
-         "--slot", settings.slot, "--start", "-f", "/dev/null", "--no-loop",
-         "-o", "proto_version=1", "-o", f"publication_names={settings.publication}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_until_active(settings)
-
+    with streaming_from_slot(settings):
         result = cdc(settings, "teardown", "--yes")
 
-        assert result.exit_code == 0, result.output
-        assert "streaming to pid" in result.stdout
-        assert not slot_exists(settings)
-    finally:
-        reader.kill()
-        reader.wait()
-
-
-def _wait_until_active(settings: Settings, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if query(settings.database_url or "", "SELECT 1 FROM pg_replication_slots "
-                 "WHERE slot_name = %s AND active", (settings.slot,)):
-            return
-        time.sleep(0.1)
-    raise AssertionError("pg_recvlogical never started streaming")
+    assert result.exit_code == 0, result.output
+    assert "streaming to pid" in result.stdout
+    assert not slot_exists(settings)
 
 
 # -- sql/setup.sql -----------------------------------------------------------------

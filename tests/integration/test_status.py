@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import psycopg
@@ -12,9 +11,8 @@ from google.cloud import firestore, pubsub_v1
 
 from cdc import provisioning
 from cdc.settings import Settings
-from cdc.stack import PG_BIN
 from tests.factories import insert_comrade
-from tests.integration.test_setup import _wait_until_active, cdc
+from tests.integration.test_setup import cdc, streaming_from_slot
 from tests.services import Services
 
 pytestmark = pytest.mark.integration
@@ -63,22 +61,12 @@ def test_lag_over_the_threshold_needs_attention(settings: Settings) -> None:
 
 def test_a_slot_with_a_reader_streaming_is_all_good(settings: Settings) -> None:
     assert cdc(settings, "setup").exit_code == 0
-    reader = subprocess.Popen(
-        [str(PG_BIN / "pg_recvlogical"), "-d", settings.database_url or "",
-         "--slot", settings.slot, "--start", "-f", "/dev/null", "--no-loop",
-         "-o", "proto_version=1", "-o", f"publication_names={settings.publication}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_until_active(settings)
-
+    with streaming_from_slot(settings):
         result = cdc(settings, "status")
 
-        assert result.exit_code == 0, result.output
-        assert "active (pid" in result.stdout
-        assert "all good" in result.stdout
-    finally:
-        reader.kill()
-        reader.wait()
+    assert result.exit_code == 0, result.output
+    assert "active (pid" in result.stdout
+    assert "all good" in result.stdout
 
 
 def test_dead_letter_depth_counts_waiting_messages_without_consuming_them(
