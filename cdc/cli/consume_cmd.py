@@ -1,0 +1,66 @@
+"""``cdc consume firestore|audit``: the subscribers."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cdc.settings import Settings
+from consumers.subscriber import BatchHandler, SubscriberRunner
+
+from .options import with_settings
+
+_HTTP_PORT = click.option(
+    "--http-port", envvar="CDC_HTTP_PORT", type=int, default=8081, show_default=True,
+    show_envvar=True, help="port for /healthz and /metrics (0: any free port)")
+_BATCH = click.option(
+    "--max-messages", envvar="CDC_MAX_MESSAGES", type=click.IntRange(1, 1000), default=500,
+    show_default=True, show_envvar=True,
+    help="messages per pull: the most a consumer holds in memory at once")
+
+
+@click.group()
+def consume() -> None:
+    """Subscribers that apply change events to Firestore."""
+
+
+@consume.command()
+@with_settings
+@_HTTP_PORT
+@_BATCH
+def firestore(settings: Settings, http_port: int, max_messages: int) -> None:
+    """Keep members/{kennitala} in step with the change stream."""
+    from google.cloud import firestore as gfirestore
+
+    from consumers.members.firestore_backend import FirestoreBackend
+    from consumers.members.handler import MembersHandler
+    from consumers.members.store import MemberApplier
+
+    client = gfirestore.Client(project=settings.require_project())
+    handler = MembersHandler(MemberApplier(FirestoreBackend(client, settings.members_collection)))
+    _run("firestore", settings, settings.firestore_subscription, handler, "cdc_members",
+         http_port, max_messages)
+
+
+@consume.command()
+@with_settings
+@_HTTP_PORT
+@_BATCH
+def audit(settings: Settings, http_port: int, max_messages: int) -> None:
+    """Write one audit record per change event."""
+    from google.cloud import firestore as gfirestore
+
+    from consumers.audit.handler import AuditHandler
+
+    client = gfirestore.Client(project=settings.require_project())
+    _run("audit", settings, settings.audit_subscription, AuditHandler(settings, client),
+         "cdc_audit", http_port, max_messages)
+
+
+def _run(name: str, settings: Settings, subscription: str, handler: BatchHandler,
+         prefix: str, http_port: int, max_messages: int) -> None:
+    runner = SubscriberRunner(name=name, settings=settings, subscription=subscription,
+                              handler=handler, metrics_prefix=prefix, http_port=http_port,
+                              max_messages=max_messages)
+    sys.exit(runner.run())

@@ -1,0 +1,121 @@
+"""The Firestore side of the member store: batched reads, guarded batched writes, a cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+
+from cdc.google_errors import google_boundary
+from consumers.members.mapping import Row
+from consumers.members.plan import Writes
+from consumers.members.store import Loaded, LruCache, WriteConflict
+
+# what the planner needs of each document: index state, member owner and claim
+_FIELDS = ["kennitala", "state", "django_id", "_cdc.claim"]
+READ_CHUNK = 1000
+
+
+def index_collection_name(members_collection: str) -> str:
+    return f"{members_collection}_by_comrade"
+
+
+class FirestoreBackend:
+    def __init__(self, client: firestore.Client, members_collection: str,
+                 cache_size: int = 50_000) -> None:
+        self.client = client
+        self.members = client.collection(members_collection)
+        self.index = client.collection(index_collection_name(members_collection))
+        self.cache = LruCache(cache_size)
+
+    def _index_path(self, cid: int) -> str:
+        return f"i/{cid}"
+
+    def _member_path(self, kennitala: str) -> str:
+        return f"m/{kennitala}"
+
+    def load(self, index_ids: set[int], member_ids: set[str]) -> tuple[
+            dict[int, Loaded], dict[str, Loaded]]:
+        index: dict[int, Loaded] = {}
+        members: dict[str, Loaded] = {}
+        refs: list[Any] = []
+        for cid in index_ids:
+            hit = self.cache.get(self._index_path(cid))
+            if hit is not None:
+                index[cid] = hit
+            else:
+                refs.append(self.index.document(str(cid)))
+        for kennitala in member_ids:
+            hit = self.cache.get(self._member_path(kennitala))
+            if hit is not None:
+                members[kennitala] = hit
+            else:
+                refs.append(self.members.document(kennitala))
+        for start in range(0, len(refs), READ_CHUNK):
+            self._read(refs[start:start + READ_CHUNK], index, members)
+        return index, members
+
+    def _read(self, refs: list[Any], index: dict[int, Loaded],
+              members: dict[str, Loaded]) -> None:
+        with google_boundary("reading member documents"):
+            snaps = list(self.client.get_all(refs, field_paths=_FIELDS))
+        for snap in snaps:
+            data = snap.to_dict() if snap.exists else None
+            loaded = Loaded(data, snap.update_time if snap.exists else None)
+            if snap.reference.parent.id == self.index.id:
+                index[int(snap.id)] = loaded
+                self.cache.put(self._index_path(int(snap.id)), loaded)
+            else:
+                members[snap.id] = loaded
+                self.cache.put(self._member_path(snap.id), loaded)
+
+    def commit(self, writes: Writes, index: dict[int, Loaded],
+               members: dict[str, Loaded]) -> None:
+        batch = self.client.batch()
+        after: list[tuple[str, Row | None]] = []
+        for cid, body in writes.index.items():
+            self._put(batch, self.index.document(str(cid)), body, index[cid])
+            after.append((self._index_path(cid), body))
+        for kennitala, doc in writes.members.items():
+            ref = self.members.document(kennitala)
+            loaded = members[kennitala]
+            if doc is None:
+                batch.delete(ref, option=self.client.write_option(last_update_time=loaded.token))
+            else:
+                self._put(batch, ref, doc, loaded)
+            after.append((self._member_path(kennitala), _owner_fields(doc)))
+        try:
+            with google_boundary("writing member documents"):
+                try:
+                    results = batch.commit()
+                except (gexc.FailedPrecondition, gexc.Aborted, gexc.AlreadyExists,
+                        gexc.NotFound) as exc:
+                    raise WriteConflict(str(exc)) from exc
+        except WriteConflict:
+            raise
+        for (path, data), result in zip(after, results, strict=True):
+            token = result.update_time if data is not None else None
+            self.cache.put(path, Loaded(data, token))
+
+    def _put(self, batch: Any, ref: Any, body: Row, loaded: Loaded) -> None:
+        if loaded.data is None:
+            batch.create(ref, body)
+        else:
+            # every top-level field is written, so this replaces the whole document
+            batch.update(ref, body,
+                         option=self.client.write_option(last_update_time=loaded.token))
+
+    def forget(self, index_ids: set[int], member_ids: set[str]) -> None:
+        for cid in index_ids:
+            self.cache.drop(self._index_path(cid))
+        for kennitala in member_ids:
+            self.cache.drop(self._member_path(kennitala))
+
+
+def _owner_fields(doc: Row | None) -> Row | None:
+    """What the cache keeps of a member document: enough to decide ownership."""
+    if doc is None:
+        return None
+    return {"kennitala": doc.get("kennitala"), "django_id": doc.get("django_id"),
+            "_cdc": {"claim": doc.get("_cdc", {}).get("claim")}}
