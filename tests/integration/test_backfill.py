@@ -1,0 +1,261 @@
+"""cdc backfill against real Postgres and the Pub/Sub and Firestore emulators."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
+
+from cdc.backfill.rows import json_row
+from cdc.lsn import Lsn
+from cdc.settings import Settings
+from tests.factories import insert_comrade, kennitala
+from tests.integration.backfill_harness import (
+    add_members,
+    running_consumer,
+    stored_documents,
+    wait_until_equal,
+)
+from tests.integration.reader_harness import Collector, cdc_env, provision
+
+pytestmark = pytest.mark.timeout(600)
+
+TABLES = ("membership_comrade", "membership_contactinfo", "membership_simpleaddress",
+          "communication_email")
+
+
+def cdc(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["cdc", *args], env=cdc_env(settings), capture_output=True,
+                          text=True, timeout=timeout, check=False)
+
+
+def rows_by_key(url: str) -> dict[tuple[str, Any], dict[str, Any]]:
+    """Every row of the four tables as the events' JSON, by (table, primary key)."""
+    out: dict[tuple[str, Any], dict[str, Any]] = {}
+    with psycopg.connect(url) as conn:
+        for table in TABLES:
+            cur = conn.execute(f"SELECT * FROM {table}")  # noqa: S608
+            columns = [d.name for d in cur.description or ()]
+            key = "comrade_id" if table == "membership_contactinfo" else "id"
+            for values in cur:
+                row = json_row(columns, values)
+                out[(table, row[key])] = row
+    return out
+
+
+def event_key(event: dict[str, Any]) -> tuple[str, Any]:
+    return event["table"], next(iter(event["key"].values()))
+
+
+def test_an_initial_load_of_5000_members_publishes_every_row_and_builds_their_documents(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    add_members(database_url, 0, 5000)
+    with running_consumer(settings):
+        done = cdc(settings, "backfill", "--wait")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "summary: created 5,000, updated 0, unchanged 0, deleted 0" in done.stdout
+    wait_until_equal(settings, database_url, timeout=30)
+
+    events = Collector(settings).quiet(3)
+    rows = rows_by_key(database_url)
+    assert len(events) == len(rows) == 20_000
+    assert sorted(e["seq"] for e in events) == list(range(20_000))
+    assert {e["op"] for e in events} == {"r"}
+    assert len({e["lsn"] for e in events}) == 1
+    assert {event_key(e): e["after"] for e in events} == rows
+    snapshot = events[0]["snapshot"]
+    assert snapshot["tables"] == list(TABLES) and snapshot["id"]
+
+
+def test_a_resync_while_a_writer_changes_members_ends_equal_to_postgres(
+        settings: Settings, database_url: str) -> None:
+    import random
+    import threading
+    import time
+
+    from tests.integration.reader_harness import running_reader
+
+    provision(settings)
+    ids = add_members(database_url, 0, 2000)
+    stop = threading.Event()
+
+    def writer() -> None:
+        rng = random.Random(7)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            n = 10_000
+            while not stop.is_set():
+                cid = rng.choice(ids)
+                action = rng.random()
+                with conn.transaction():
+                    if action < 0.5:
+                        conn.execute("UPDATE membership_comrade SET name = name || '+' "
+                                     "WHERE id = %s", (cid,))
+                        conn.execute("UPDATE communication_email SET email = %s "
+                                     "WHERE comrade_id = %s", (f"new{n}@example.is", cid))
+                    elif action < 0.8:
+                        conn.execute("UPDATE membership_contactinfo SET phone = %s "
+                                     "WHERE comrade_id = %s", (f"{n}", cid))
+                    else:
+                        for table in TABLES[1:]:
+                            conn.execute(f"DELETE FROM {table} WHERE comrade_id = %s",  # noqa: S608
+                                         (cid,))
+                        conn.execute("DELETE FROM membership_comrade WHERE id = %s", (cid,))
+                n += 1
+                time.sleep(0.01)
+
+    with running_reader(settings), running_consumer(settings):
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            done = cdc(settings, "backfill", "--chunk-size", "200")
+        finally:
+            time.sleep(1)
+            stop.set()
+            thread.join()
+        assert done.returncode == 0, done.stderr[-2000:]
+        events = Collector(settings).quiet(5)
+        wait_until_equal(settings, database_url, timeout=120)
+
+    # the exact-snapshot property, event by event: the newest version of every row is
+    # its final state (a row's newest event is a delete exactly when the row is gone)
+    newest: dict[tuple[str, Any], dict[str, Any]] = {}
+    for e in events:
+        if e["op"] == "t":
+            continue
+        version = (Lsn.parse(e["lsn"]), 0 if e["op"] == "r" else 1, e["seq"])
+        k = event_key(e)
+        if k not in newest or version > newest[k]["_v"]:
+            newest[k] = {**e, "_v": version}
+    final = {k: e["after"] for k, e in newest.items() if e["op"] != "d"}
+    assert final == rows_by_key(database_url)
+    assert any(e["op"] != "r" for e in events), "the writer produced no live changes"
+
+
+def test_orphans_are_deleted_and_a_document_written_after_the_snapshot_survives(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    add_members(database_url, 0, 30)
+    with running_consumer(settings):
+        assert cdc(settings, "backfill", "--wait").returncode == 0
+    members = firestore.Client(project=settings.project).collection(settings.members_collection)
+    orphan, fresh = kennitala(900), kennitala(901)
+    members.document(orphan).set({"kennitala": orphan, "_cdc": {"version": "0" * 16 + "-1-0"}})
+    members.document(fresh).set({"kennitala": fresh, "_cdc": {"version": "F" * 16 + "-1-0"}})
+    members.document(kennitala(902)).set({"kennitala": kennitala(902)})  # hand-written
+
+    done = cdc(settings, "backfill")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "deleted 2 orphan documents" in done.stdout
+    remaining = set(stored_documents(settings))
+    assert fresh in remaining and orphan not in remaining and kennitala(902) not in remaining
+    assert len(remaining) == 31
+
+
+def test_the_mass_delete_guard_stops_before_publishing_and_allow_mass_delete_passes_it(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    add_members(database_url, 0, 5)
+    members = firestore.Client(project=settings.project).collection(settings.members_collection)
+    for n in range(100, 110):
+        members.document(kennitala(n)).set({"_cdc": {"version": "0" * 16 + "-1-0"}})
+
+    refused = cdc(settings, "backfill")
+    assert refused.returncode == 1
+    assert "would delete 10 of 10 member documents" in refused.stderr
+    assert "--allow-mass-delete" in refused.stderr
+    assert Collector(settings).quiet(2) == []
+    assert len(stored_documents(settings)) == 10
+
+    allowed = cdc(settings, "backfill", "--allow-mass-delete")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert stored_documents(settings) == {}
+    assert len(Collector(settings).quiet(2)) == 20
+
+
+def test_where_limits_the_resync_to_one_member(settings: Settings, database_url: str) -> None:
+    provision(settings)
+    ids = add_members(database_url, 0, 50)
+    done = cdc(settings, "backfill", "--where", f"ssn = '{kennitala(17)}'")
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = Collector(settings).quiet(2)
+    assert sorted(e["table"] for e in events) == sorted(TABLES)
+    assert {e["after"].get("comrade_id") or e["after"]["id"] for e in events} == {ids[17]}
+    assert [e["seq"] for e in events] == [0, 1, 2, 3]
+
+
+def test_wait_without_a_consumer_fails_quickly_with_the_command_to_start_one(
+        settings: Settings, database_url: str) -> None:
+    import time
+
+    provision(settings)
+    add_members(database_url, 0, 20)
+    started = time.monotonic()
+    done = cdc(settings, "backfill", "--wait", "--stall-timeout", "5")
+    assert done.returncode == 1
+    assert "no consumer is applying the snapshot" in done.stderr
+    assert "cdc consume firestore" in done.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_rows_that_cannot_become_documents_are_dead_lettered_and_the_rest_goes_through(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    add_members(database_url, 0, 10)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        bad = insert_comrade(conn, 50, ssn="12345")
+    done = cdc(settings, "backfill")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"comrade id {bad}: invalid kennitala" in done.stdout
+    assert len(Collector(settings).quiet(2)) == 40
+    dead = Collector(settings, settings.dead_letter_subscription)
+    dead.quiet(2)
+    assert [m.attributes["reason"] for m in dead.messages] == [
+        "invalid kennitala: not 10 digits"]
+    assert orjson.loads(dead.messages[0].data)["key"] == {"id": bad}
+
+
+def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
+        settings: Settings, database_url: str) -> None:
+    import signal
+    import time
+
+    from cdc.backfill.state import StateStore
+    from tests.integration.reader_harness import spawn_cdc, wait_for
+
+    provision(settings)
+    add_members(database_url, 0, 3000)
+    store = StateStore(settings)
+    proc = spawn_cdc(settings, "backfill", "--chunk-size", "100")
+    try:
+        wait_for(lambda: bool(store.unfinished())
+                 and (store.unfinished()[0].checkpoint.last_comrade_id or 0) > 600,
+                 120, "a few acked chunks")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        wait_for(lambda: conn.execute("SELECT count(*) FROM pg_replication_slots "
+                                      "WHERE temporary").fetchone() == (0,), 30, "no temp slot")
+    checkpoint = store.unfinished()[0].checkpoint
+    assert checkpoint.next_seq > 0
+
+    with running_consumer(settings):
+        done = cdc(settings, "backfill", "--resume", "--wait")
+        assert done.returncode == 0, done.stderr[-2000:]
+        wait_until_equal(settings, database_url, timeout=60)
+    events = Collector(settings).quiet(3)
+    assert {event_key(e) for e in events} == set(rows_by_key(database_url))
+    resumed = [e for e in events if e["snapshot"]["part"] == 2]
+    assert min(e["seq"] for e in resumed) == checkpoint.next_seq
+    assert max(e["seq"] for e in resumed) == 12_000 - 1
+    assert Lsn.parse(resumed[0]["lsn"]) > Lsn.parse(
+        next(e for e in events if e["snapshot"]["part"] == 1)["lsn"])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots "
+                            "WHERE temporary").fetchone() == (0,)
+    _ = time, pubsub_v1
