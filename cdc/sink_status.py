@@ -17,7 +17,7 @@ from google.api_core import exceptions as gexc
 from google.auth.exceptions import GoogleAuthError
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.errors import CdcError
+from cdc.errors import CdcError, SinkUnavailable
 from cdc.google_errors import google_boundary
 from cdc.settings import Settings
 
@@ -44,7 +44,7 @@ def last_event_time(settings: Settings) -> Probe:
         query = (client.collection(settings.audit_collection)
                  .order_by("commit_time", direction=firestore.Query.DESCENDING).limit(1))
         with google_boundary(f"reading the newest record of {settings.audit_collection}"):
-            docs = list(query.stream(timeout=_TIMEOUT))
+            docs = list(query.stream(retry=None, timeout=_TIMEOUT))
     except (CdcError, GoogleAuthError) as exc:
         return Probe(None, f"unknown: {_reason(exc)}")
     if not docs:
@@ -106,6 +106,8 @@ def _iso(value: object) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SinkUnavailable):
+        return f"{exc} (is the service or its emulator reachable?)"
     if isinstance(exc, CdcError):
         return exc.one_line()
     return f"no Google credentials ({type(exc).__name__})"
