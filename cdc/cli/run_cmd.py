@@ -10,6 +10,7 @@ import click
 
 from cdc.health import HealthServer
 from cdc.logs import fields
+from cdc.provisioning import check_ready, raise_for
 from cdc.reader import Reader, ReaderOptions
 from cdc.settings import Settings
 
@@ -31,7 +32,7 @@ def run(settings: Settings, http_port: int, heartbeat_interval: float,
         status_interval: float) -> None:
     """Stream committed changes into Pub/Sub until SIGTERM or SIGINT."""
     settings.require_project()
-    settings.require_database()
+    raise_for(check_ready(settings))  # wrong DSN, wal_level, publication, slot: exit 2 now
     reader = Reader(settings, ReaderOptions(status_interval_s=status_interval,
                                             heartbeat_interval_s=heartbeat_interval))
     server = HealthServer(http_port, reader.health).start()
