@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from google.api_core import exceptions as gexc
 
 from cdc.errors import PoisonEvent, RetryableError, SinkUnavailable
@@ -32,6 +33,7 @@ from cdc.google_errors import google_boundary, translate
 from cdc.logs import fields
 from cdc.settings import Settings
 from consumers.audit import records
+from consumers.audit.fast_schema import parse_event
 from consumers.audit.records import KnownKennitala
 from consumers.subscriber import Delivery, Outcome
 
@@ -122,7 +124,7 @@ class AuditHandler:
         parsed = []
         for delivery in batch:
             try:
-                event = ChangeEvent.from_json(delivery.data)
+                event = self._decode(delivery.data)
                 self._check_table(event)
             except PoisonEvent as exc:
                 log.warning("poison event, dead-lettering it", extra=fields(
@@ -131,6 +133,14 @@ class AuditHandler:
                 continue
             parsed.append((delivery, event))
         return parsed
+
+    @staticmethod
+    def _decode(data: bytes) -> ChangeEvent:
+        try:
+            body = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return ChangeEvent.from_json(data)  # raises PoisonEvent with the reason
+        return parse_event(body, data)
 
     def _check_table(self, event: ChangeEvent) -> None:
         if f"{event.schema}.{event.table}" not in self._tables:
