@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from cdc.errors import DecodeError
 from cdc.lsn import Lsn
@@ -27,14 +28,21 @@ _XLOG_HEADER = 1 + _XLOG.size
 _KEEPALIVE_SIZE = 1 + _KEEPALIVE.size
 
 
-@dataclass(frozen=True, slots=True)
-class XLogData:
-    """One pgoutput message and where it sits in the WAL."""
+class XLogData(NamedTuple):
+    """One pgoutput message and where it sits in the WAL.
+
+    A named tuple, and the send time kept as the server's microseconds: the
+    reader builds one per row change, so construction must be cheap.
+    """
 
     wal_start: Lsn
     wal_end: Lsn
-    send_time: datetime
+    send_micros: int
     payload: bytes
+
+    @property
+    def send_time(self) -> datetime:
+        return _send_time(self.send_micros, self.wal_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +70,7 @@ def _xlog_data(data: bytes) -> XLogData:
     if len(data) < _XLOG_HEADER:
         raise DecodeError(f"XLogData frame of {len(data)} bytes is shorter than its header")
     start, end, micros = _XLOG.unpack_from(data, 1)
-    return XLogData(Lsn(start), Lsn(end), _send_time(micros, Lsn(start)), data[_XLOG_HEADER:])
+    return XLogData(Lsn(start), Lsn(end), micros, data[_XLOG_HEADER:])
 
 
 def _keepalive(data: bytes) -> Keepalive:

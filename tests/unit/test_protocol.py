@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cdc.errors import DecodeError
 from cdc.lsn import Lsn
+from cdc.pgoutput.timestamps import to_pg_micros
 from cdc.replication.protocol import (
     Keepalive,
     XLogData,
@@ -28,8 +29,9 @@ times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1,
 def test_an_xlogdata_frame_gives_its_positions_time_and_payload() -> None:
     frame = xlog_data(Lsn.parse("16/B374D848"), Lsn.parse("16/B374D900"), b"B\x00payload")
     parsed = parse_copy_data(frame)
-    assert parsed == XLogData(Lsn.parse("16/B374D848"), Lsn.parse("16/B374D900"), TIME,
-                              b"B\x00payload")
+    assert parsed == XLogData(Lsn.parse("16/B374D848"), Lsn.parse("16/B374D900"),
+                              to_pg_micros(TIME), b"B\x00payload")
+    assert parsed.send_time == TIME
 
 
 def test_an_xlogdata_frame_in_a_memoryview_gives_the_same_payload() -> None:
@@ -67,17 +69,20 @@ def test_a_short_or_unknown_frame_is_a_decode_error(frame: bytes) -> None:
         parse_copy_data(frame)
 
 
-def test_a_decode_error_in_an_xlogdata_frame_names_its_lsn() -> None:
+def test_an_out_of_range_send_time_is_a_decode_error_naming_the_lsn() -> None:
     frame = b"w" + struct.pack("!QQq", 0x16_B374D848, 0, 2**63 - 1)
+    parsed = parse_copy_data(frame)
+    assert isinstance(parsed, XLogData)
     with pytest.raises(DecodeError, match="16/B374D848"):
-        parse_copy_data(frame)
+        parsed.send_time  # noqa: B018
 
 
 @given(lsns, lsns, times, st.binary(max_size=64))
 def test_any_xlogdata_frame_round_trips(start: Lsn, end: Lsn, when: datetime,
                                         payload: bytes) -> None:
-    assert parse_copy_data(xlog_data(start, end, payload, when)) == XLogData(start, end, when,
-                                                                             payload)
+    parsed = parse_copy_data(xlog_data(start, end, payload, when))
+    assert parsed == XLogData(start, end, to_pg_micros(when), payload)
+    assert isinstance(parsed, XLogData) and parsed.send_time == when
 
 
 @given(lsns, st.booleans(), times)
