@@ -8,6 +8,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from cdc.google_errors import google_boundary
+from consumers.members import encoding
 from consumers.members.mapping import Row
 from consumers.members.plan import Writes
 from consumers.members.store import Loaded, LruCache, WriteConflict
@@ -72,19 +73,20 @@ class FirestoreBackend:
 
     def commit(self, writes: Writes, index: dict[int, Loaded],
                members: dict[str, Loaded]) -> None:
-        batch = self.client.batch()
+        pbs: list[Any] = []
         after: list[tuple[str, Row | None]] = []
         for cid, body in writes.index.items():
-            self._put(batch, self.index.document(str(cid)), body, index[cid])
+            name = self.index.document(str(cid))._document_path
+            pbs.append(encoding.replace(name, body, index[cid].token))
             after.append((self._index_path(cid), body))
         for kennitala, doc in writes.members.items():
-            ref = self.members.document(kennitala)
-            loaded = members[kennitala]
-            if doc is None:
-                batch.delete(ref, option=self.client.write_option(last_update_time=loaded.token))
-            else:
-                self._put(batch, ref, doc, loaded)
+            name = self.members.document(kennitala)._document_path
+            token = members[kennitala].token
+            pbs.append(encoding.delete(name, token) if doc is None
+                       else encoding.replace(name, doc, token))
             after.append((self._member_path(kennitala), _owner_fields(doc)))
+        batch = self.client.batch()
+        batch._add_write_pbs(pbs)  # raw protobufs: see consumers/members/encoding.py
         try:
             with google_boundary("writing member documents"):
                 try:
@@ -97,14 +99,6 @@ class FirestoreBackend:
         for (path, data), result in zip(after, results, strict=True):
             token = result.update_time if data is not None else None
             self.cache.put(path, Loaded(data, token))
-
-    def _put(self, batch: Any, ref: Any, body: Row, loaded: Loaded) -> None:
-        if loaded.data is None:
-            batch.create(ref, body)
-        else:
-            # every top-level field is written, so this replaces the whole document
-            batch.update(ref, body,
-                         option=self.client.write_option(last_update_time=loaded.token))
 
     def forget(self, index_ids: set[int], member_ids: set[str]) -> None:
         for cid in index_ids:

@@ -7,8 +7,8 @@ import logging
 import orjson
 
 from cdc.errors import PoisonEvent, RetryableError
-from cdc.events import ChangeEvent
 from cdc.logs import fields, mask_kennitala
+from consumers.audit.fast_schema import parse_event
 from consumers.members.mapping import part_changes
 from consumers.members.plan import EventChanges
 from consumers.members.store import ApplyResult, MemberApplier
@@ -23,9 +23,12 @@ MEMBERS_PER_COMMIT = 160
 
 def decode(delivery: Delivery) -> EventChanges:
     """The part changes of one message; PoisonEvent when it cannot be applied."""
-    event = ChangeEvent.from_json(delivery.data)
-    toast = orjson.loads(delivery.data).get("unchanged_toast") or ()
-    return EventChanges(delivery, tuple(part_changes(event, tuple(toast))))
+    try:
+        body = orjson.loads(delivery.data)
+    except orjson.JSONDecodeError as exc:
+        raise PoisonEvent(f"event is not JSON: {exc}") from exc
+    event = parse_event(body, delivery.data)  # JSON Schema; fast path for the usual shape
+    return EventChanges(delivery, tuple(part_changes(event, event.unchanged_toast)))
 
 
 def chunks(events: list[EventChanges], limit: int) -> list[list[EventChanges]]:

@@ -1,0 +1,75 @@
+"""Firestore writes built as raw protobufs.
+
+The client library's ``set``/``update`` encode every value through proto-plus
+wrappers, which costs more CPU than the emulator spends on the write. These
+builders make the same ``Write`` messages directly (a full-document update
+with a precondition, or a delete), handed to ``WriteBatch`` unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.cloud.firestore_v1.types import common, document, write
+from google.protobuf.timestamp_pb2 import Timestamp
+
+_Write = write.Write.pb()
+_Document = document.Document.pb()
+_Precondition = common.Precondition.pb()
+
+
+def precondition(token: Any) -> Any:
+    """``exists=False`` when ``token`` is None, else ``update_time == token``."""
+    if token is None:
+        return _Precondition(exists=False)
+    return _Precondition(update_time=timestamp(token))
+
+
+def timestamp(value: Any) -> Timestamp:
+    if hasattr(value, "timestamp_pb"):
+        ts: Timestamp = value.timestamp_pb()
+        return ts
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def replace(name: str, data: dict[str, Any], token: Any) -> Any:
+    """Write the whole document ``name`` (``token`` guards it, see :func:`precondition`)."""
+    doc = _Document(name=name)
+    fill_map(doc.fields, data)
+    return _Write(update=doc, current_document=precondition(token))
+
+
+def delete(name: str, token: Any) -> Any:
+    return _Write(delete=name, current_document=precondition(token))
+
+
+def fill_map(fields: Any, data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        fill_value(fields[key], value)
+
+
+def fill_value(pb: Any, value: Any) -> None:
+    if value is None:
+        pb.null_value = 0
+    elif isinstance(value, bool):
+        pb.boolean_value = value
+    elif isinstance(value, int):
+        pb.integer_value = value
+    elif isinstance(value, str):
+        pb.string_value = value
+    elif isinstance(value, float):
+        pb.double_value = value
+    elif isinstance(value, dict):
+        pb.map_value.SetInParent()
+        fill_map(pb.map_value.fields, value)
+    elif isinstance(value, datetime):
+        pb.timestamp_value.CopyFrom(timestamp(value))
+    elif isinstance(value, list):
+        pb.array_value.SetInParent()
+        for item in value:
+            fill_value(pb.array_value.values.add(), item)
+    else:
+        raise TypeError(f"cannot store a {type(value).__name__} in Firestore")
