@@ -71,7 +71,8 @@ class DecodeError(PermanentError):
         where = f" at LSN {lsn}" if lsn is not None else ""
         super().__init__(
             f"cannot decode pgoutput message{where}: {message}",
-            hint=hint or "the reader stopped without skipping; report the LSN and the server version",
+            hint=hint or "the reader stopped without skipping anything; "
+                         "report the LSN and the server version",
         )
 
 
