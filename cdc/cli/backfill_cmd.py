@@ -95,7 +95,7 @@ def _waiter(settings: Settings, store: StateStore, state: BackfillState,
                                 (kennitalas,)).fetchall()
         return {r[0] for r in rows}
 
-    return Waiter(settings, store.client, state.lsn, member_ids, still_exists,
+    return Waiter(settings, store.client, state.first_lsn, member_ids, still_exists,
                   stall_s=stall_timeout)
 
 
