@@ -1,0 +1,176 @@
+"""Pure parts of the backfill: value conversion, kennitala checks, chunk SQL,
+orphan rule, mass-delete guard, wait bookkeeping, progress text."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cdc.backfill.kennitala import duplicated, kennitala_problem
+from cdc.backfill.orphans import Guard, document_version, is_orphan, threshold
+from cdc.backfill.plan import Plan, TablePlan, split_tables
+from cdc.backfill.progress import bar, eta_text
+from cdc.backfill.rows import json_row, json_value
+from cdc.backfill.wait import is_applied, is_stale_for_snapshot, part_versions
+from cdc.lsn import Lsn
+from cdc.pgoutput.values import (
+    BYTEA,
+    DATE,
+    FLOAT8,
+    INT8,
+    JSONB,
+    NUMERIC,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    to_json_value,
+)
+from tests.factories import kennitala
+
+L = Lsn.parse("16/B374D848")
+
+
+# -- rows: the same JSON as the live stream's text converter ------------------------------
+
+@pytest.mark.parametrize(("python", "oid", "text"), [
+    (7, INT8, b"7"),
+    (date(1980, 1, 2), DATE, b"1980-01-02"),
+    (datetime(2020, 1, 1, 12, 0, 0, 5, tzinfo=UTC), TIMESTAMPTZ, b"2020-01-01 12:00:00.000005+00"),
+    (datetime(2020, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=-3))), TIMESTAMPTZ,
+     b"2020-01-01 15:00:00+00"),
+    (datetime(2020, 1, 1, 12, 0), TIMESTAMP, b"2020-01-01 12:00:00"),
+    (Decimal("1.50"), NUMERIC, b"1.50"),
+    (b"\x00\xffab", BYTEA, b"\\x00ff6162"),
+    ({"a": [1, "x"]}, JSONB, b'{"a": [1, "x"]}'),
+    (float("nan"), FLOAT8, b"NaN"),
+    (2.5, FLOAT8, b"2.5"),
+])
+def test_a_python_value_converts_like_the_stream_converts_its_text(python: object, oid: int,
+                                                                  text: bytes) -> None:
+    assert json_value(python) == to_json_value(oid, text)
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1),
+                    timezones=st.just(UTC)))
+def test_every_timestamp_converts_like_the_stream(moment: datetime) -> None:
+    text = moment.strftime("%Y-%m-%d %H:%M:%S.%f+00").encode()
+    assert json_value(moment) == to_json_value(TIMESTAMPTZ, text)
+
+
+def test_a_row_keeps_its_column_order_and_passes_none_through() -> None:
+    assert json_row(("id", "birthday", "ok"), (3, None, True)) == {
+        "id": 3, "birthday": None, "ok": True}
+
+
+# -- kennitala ----------------------------------------------------------------------------
+
+def test_ten_digits_is_a_kennitala_and_anything_else_is_rejected_with_a_reason() -> None:
+    assert kennitala_problem(kennitala(5)) is None
+    assert kennitala_problem("12345") == "invalid kennitala: not 10 digits"
+    assert kennitala_problem("010170-123") is not None
+    assert kennitala_problem(None) is not None
+
+
+def test_duplicated_kennitalas_are_found() -> None:
+    assert duplicated(["1", "2", "1", "3", "3"]) == {"1", "3"}
+
+
+# -- chunk planning -------------------------------------------------------------------------
+
+def _plan(where: str | None = None, comrade: bool = True) -> Plan:
+    return Plan(comrade=TablePlan("public", "membership_comrade", ("id",)),
+                publish_comrade=comrade,
+                children=(TablePlan("public", "communication_email", ("id",)),),
+                others=(TablePlan("public", "other", ("a", "b")),), where=where, chunk_size=500)
+
+
+def test_a_comrade_chunk_is_keyset_paginated_by_id_with_the_where_predicate() -> None:
+    text = _plan("ssn = '0101701234'").comrade_chunk(41).as_string(None)
+    assert text == ('SELECT * FROM "public"."membership_comrade" WHERE id > 41 AND '
+                    "(ssn = '0101701234') ORDER BY id LIMIT 500")
+    assert _plan().comrade_chunk(None).as_string(None).endswith("ORDER BY id LIMIT 500")
+
+
+def test_children_follow_the_comrades_of_the_chunk() -> None:
+    plan = _plan()
+    text = plan.children_of(plan.children[0]).as_string(None)
+    assert text == ('SELECT * FROM "public"."communication_email" '
+                    'WHERE comrade_id = ANY(%s) ORDER BY "id"')
+
+
+def test_other_tables_page_by_their_composite_key() -> None:
+    plan = _plan()
+    text = plan.other_chunk(plan.others[0], [1, "x"]).as_string(None)
+    assert text == ('SELECT * FROM "public"."other" WHERE ("a", "b") > (1, \'x\') '
+                    'ORDER BY "a", "b" LIMIT 500')
+
+
+def test_only_a_full_resync_of_the_comrades_may_delete_orphans() -> None:
+    assert _plan().full
+    assert not _plan(where="id = 1").full
+    assert not _plan(comrade=False).full
+
+
+def test_tables_split_into_comrade_children_and_others() -> None:
+    assert split_tables(["public.membership_comrade", "public.communication_email",
+                         "public.x"]) == (True, ["public.communication_email"], ["public.x"])
+
+
+# -- orphans and the guard -------------------------------------------------------------------
+
+def test_a_document_is_an_orphan_only_when_absent_from_the_snapshot_and_older_than_it() -> None:
+    old, live_after = f"{(L + -1).sortable()}-1-0000000009", f"{L.sortable()}-1-0000000000"
+    assert is_orphan("x", old, {"y"}, L)
+    assert is_orphan("x", "", {"y"}, L)  # written by hand
+    assert not is_orphan("x", live_after, {"y"}, L)  # the stream wrote it at the snapshot LSN
+    assert not is_orphan("x", old, {"x"}, L)
+    assert not is_orphan("x", f"{L.sortable()}-0-0000000003", set(), L)  # this snapshot's own
+
+
+def test_document_version_reads_the_newest_version_in_cdc() -> None:
+    assert document_version({"_cdc": {"version": "v"}}) == "v"
+    assert document_version({"name": "x"}) == ""
+    assert document_version(None) == ""
+
+
+@pytest.mark.parametrize(("orphans", "documents", "trips"), [
+    (10, 100, False), (11, 100, True), (0, 0, False), (1, 1, True), (1, 10, False)])
+def test_the_guard_trips_above_ten_percent(orphans: int, documents: int, trips: bool) -> None:
+    assert Guard(orphans, documents).trips is trips
+
+
+def test_the_guard_explains_and_names_the_override() -> None:
+    text = Guard(50, 100).refusal(50).one_line()
+    assert "50 of 100" in text and "--allow-mass-delete" in text and "CDC_DATABASE_URL" in text
+
+
+# -- wait bookkeeping ---------------------------------------------------------------------------
+
+def test_a_member_is_applied_when_every_part_is_at_least_as_new_as_the_snapshot() -> None:
+    at = threshold(L)
+    newer = f"{L.sortable()}-1-0000000001"
+    older = f"{(L + -5).sortable()}-1-0000000001"
+    doc = {"_cdc": {"versions": {"comrade": at, "contactinfo": newer, "emails": {"3": at}}}}
+    assert part_versions(doc["_cdc"]) == [at, newer, at]
+    assert is_applied(doc, L)
+    doc["_cdc"]["versions"]["emails"]["4"] = older  # a row the snapshot no longer has
+    assert not is_applied(doc, L)
+    assert not is_applied({}, L)
+
+
+def test_a_comrade_changed_live_after_the_snapshot_counts_as_stale() -> None:
+    assert is_stale_for_snapshot({"_cdc": {"versions": {"comrade": f"{L.sortable()}-1-0"}}}, L)
+    assert not is_stale_for_snapshot({"_cdc": {"versions": {"comrade": threshold(L)}}}, L)
+
+
+# -- progress text ---------------------------------------------------------------------------------
+
+def test_eta_and_bar_text() -> None:
+    assert eta_text(50, 100, 10.0) == "ETA 5s"
+    assert eta_text(0, 1000, 10.0) == "ETA 1m40s"
+    assert eta_text(5, 10, 0.0) == "ETA --"
+    assert eta_text(10, 10, 0.0) == "ETA 0s"
+    assert bar(5, 10, width=10) == "[#####.....]"
