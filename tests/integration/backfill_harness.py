@@ -146,7 +146,7 @@ def wait_until_equal(settings: Settings, url: str, timeout: float = 120) -> None
             missing = expected.keys() - stored.keys()
             extra = stored.keys() - expected.keys()
             differ = [k for k in expected.keys() & stored.keys() if expected[k] != stored[k]]
+            example = (expected[differ[0]], stored[differ[0]]) if differ else None
             raise AssertionError(f"documents differ from Postgres: {len(missing)} missing, "
-                                 f"{len(extra)} extra, {len(differ)} differ "
-                                 f"(e.g. {differ[:1] and (expected[differ[0]], stored[differ[0]])})")
+                                 f"{len(extra)} extra, {len(differ)} differ (e.g. {example})")
         time.sleep(1)

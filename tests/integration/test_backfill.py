@@ -38,7 +38,7 @@ def rows_by_key(url: str) -> dict[tuple[str, Any], dict[str, Any]]:
     out: dict[tuple[str, Any], dict[str, Any]] = {}
     with psycopg.connect(url) as conn:
         for table in TABLES:
-            cur = conn.execute(f"SELECT * FROM {table}")  # noqa: S608
+            cur = conn.execute(f"SELECT * FROM {table}")
             columns = [d.name for d in cur.description or ()]
             key = "comrade_id" if table == "membership_contactinfo" else "id"
             for values in cur:
@@ -102,7 +102,7 @@ def test_a_resync_while_a_writer_changes_members_ends_equal_to_postgres(
                                      "WHERE comrade_id = %s", (f"{n}", cid))
                     else:
                         for table in TABLES[1:]:
-                            conn.execute(f"DELETE FROM {table} WHERE comrade_id = %s",  # noqa: S608
+                            conn.execute(f"DELETE FROM {table} WHERE comrade_id = %s",
                                          (cid,))
                         conn.execute("DELETE FROM membership_comrade WHERE id = %s", (cid,))
                 n += 1
