@@ -1,11 +1,11 @@
 """``cdc backfill --wait``: watch Firestore until the documents reflect the snapshot.
 
-A member of the snapshot (at LSN ``L``; after a ``--resume``, ``L`` is the
-first run's snapshot: every part of the resync is at least that new) is
-*applied* when its document exists and every part version in
-``_cdc.versions`` is at least ``(L, 0, 0)`` - each row of the member was
-written by this snapshot or by a live change after it - or when the document is absent and no comrade carries that kennitala any more
-(deleted or moved by the live stream after the snapshot).
+A member of the snapshot at LSN ``L`` (after a ``--resume``, the first run's
+snapshot: every part of the resync is at least that new) is *applied* when
+its document exists and every part version in ``_cdc.versions`` is at least
+``(L, 0, 0)`` - each row of the member was written by the snapshot or by a
+live change after it - or when the document is absent and no comrade
+carries that kennitala any more (deleted or moved after the snapshot).
 
 Progress uses a cheap count query (documents whose newest version is at
 least ``(L, 0, 0)``); the exact per-member check runs when that count stops
