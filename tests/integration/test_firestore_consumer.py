@@ -217,8 +217,14 @@ def test_a_poison_event_is_dead_lettered_while_the_others_go_through(
     wait_for(lambda: member(db, pipeline, 5) and member(db, pipeline, 7))
 
     letters = DeadLetters(pipeline)
-    found = wait_for(lambda: (f := letters.fetch()) and len(f) >= 3 and f or
-                     letters.release(f))
+
+    def three_letters() -> list[Any]:
+        found = letters.fetch()
+        if len(found) >= 3:
+            return found
+        letters.release(found)
+        return []
+    found = wait_for(three_letters)
     reasons = sorted(d.reason.split(":")[0] for d in found)
     letters.release(found)
     assert len(found) == 3
@@ -272,7 +278,8 @@ def test_a_consumer_killed_mid_batch_and_restarted_ends_with_the_right_documents
         def done() -> bool:
             docs = members(db, pipeline)
             return len(docs) == n and all(
-                d["profile"]["name"] == "Final" and d["profile"]["email"] == f"e{d['django_id'] + 85000}@x.is"
+                d["profile"]["name"] == "Final"
+                and d["profile"]["email"] == f"e{d['django_id'] + 85000}@x.is"
                 for d in docs.values())
         wait_for(done, timeout=240)
     finally:

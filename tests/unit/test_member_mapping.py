@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from datetime import UTC, datetime
@@ -320,8 +321,7 @@ def test_any_order_with_duplicates_ends_in_the_same_documents_as_in_order_delive
 K1, K2 = "0101701239", "0202702149"
 
 
-@pytest.mark.parametrize("order", [list(p) for p in __import__("itertools").permutations(
-    range(4))])
+@pytest.mark.parametrize("order", [list(p) for p in itertools.permutations(range(4))])
 def test_a_kennitala_given_up_by_one_comrade_and_taken_by_another_ends_with_the_taker(
         order: list[int]) -> None:
     evs = seq_events(
@@ -336,8 +336,7 @@ def test_a_kennitala_given_up_by_one_comrade_and_taken_by_another_ends_with_the_
     assert docs[K2]["django_id"] == 7 and docs[K2]["profile"]["name"] == "Moved"
 
 
-@pytest.mark.parametrize("order", [list(p) for p in __import__("itertools").permutations(
-    range(4))])
+@pytest.mark.parametrize("order", [list(p) for p in itertools.permutations(range(4))])
 def test_two_comrades_swapping_kennitalas_end_in_the_right_documents(order: list[int]) -> None:
     k3 = "0303703059"
     evs = seq_events(

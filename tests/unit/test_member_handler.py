@@ -1,0 +1,109 @@
+"""The members handler and the subscriber runner, with fakes (no services)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from cdc.errors import SinkUnavailable
+from cdc.settings import Settings
+from consumers.members.handler import MembersHandler, chunks
+from consumers.members.mapping import part_changes
+from consumers.members.plan import EventChanges
+from consumers.members.store import MemberApplier
+from consumers.subscriber import Delivery, Outcome, SubscriberRunner
+from tests.unit.member_fakes import FakeBackend, comrade_row, event
+
+
+def delivery(data: bytes, n: int = 0) -> Delivery:
+    return Delivery(f"ack{n}", f"m{n}", data, {"table": "membership_comrade"}, "member-1", 1,
+                    None)
+
+
+def test_poison_is_reported_with_its_reason_and_the_rest_of_the_batch_is_applied() -> None:
+    backend = FakeBackend()
+    good = delivery(event("c", "membership_comrade", comrade_row(7)).to_json(), 1)
+    bad = delivery(event("c", "membership_comrade", comrade_row(8, ssn="1")).to_json(), 2)
+    junk = delivery(b"not json", 3)
+    outcome = MembersHandler(MemberApplier(backend)).handle([good, bad, junk])
+    assert outcome.done == [good] and outcome.retry == []
+    assert [(d, r.split(":")[0]) for d, r in outcome.poison] == [
+        (bad, "invalid kennitala"), (junk, "event is not JSON")]
+    assert outcome.documents_written == 1 and "0101701239" in backend.members
+
+
+class FailingApplier(MemberApplier):
+    def apply(self, events: list[EventChanges]) -> Any:
+        raise SinkUnavailable("firestore is down")
+
+
+def test_a_transient_firestore_error_retries_the_whole_batch() -> None:
+    batch = [delivery(event("c", "membership_comrade", comrade_row(7)).to_json())]
+    outcome = MembersHandler(FailingApplier(FakeBackend())).handle(batch)
+    assert outcome.retry == batch and outcome.done == [] and outcome.poison == []
+
+
+def test_batches_are_cut_so_one_commit_touches_a_bounded_number_of_members() -> None:
+    evs = [EventChanges(i, tuple(part_changes(event("c", "membership_comrade", comrade_row(i)))))
+           for i in range(10)]
+    assert [len(c) for c in chunks(evs, 4)] == [4, 4, 2]
+
+
+class FakeSubscriber:
+    def __init__(self, batches: list[list[Delivery]]) -> None:
+        self.batches = batches
+        self.acked: list[str] = []
+        self.nacked: list[str] = []
+
+    def subscription_path(self, project: str, name: str) -> str:
+        return f"projects/{project}/subscriptions/{name}"
+
+    def pull(self, request: dict[str, Any], timeout: float) -> Any:
+        batch = self.batches.pop(0) if self.batches else []
+        return SimpleNamespace(received_messages=[SimpleNamespace(
+            ack_id=d.ack_id, delivery_attempt=1, message=SimpleNamespace(
+                message_id=d.message_id, data=d.data, attributes=d.attributes,
+                ordering_key=d.ordering_key, publish_time=None)) for d in batch])
+
+    def acknowledge(self, request: dict[str, Any]) -> None:
+        self.acked += request["ack_ids"]
+
+    def modify_ack_deadline(self, request: dict[str, Any]) -> None:
+        if request["ack_deadline_seconds"] == 0:
+            self.nacked += request["ack_ids"]
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    def topic_path(self, project: str, name: str) -> str:
+        return f"projects/{project}/topics/{name}"
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> Any:
+        self.published.append((topic, data, attributes))
+        return SimpleNamespace(result=lambda timeout: "id")
+
+
+class ScriptedHandler:
+    def handle(self, batch: list[Delivery]) -> Outcome:
+        return Outcome(done=[batch[0]], retry=[batch[1]], poison=[(batch[2], "bad kennitala")],
+                       documents_written=1, skipped_stale=0)
+
+
+def test_the_runner_acks_done_nacks_retry_and_dead_letters_poison_before_acking_it() -> None:
+    batch = [delivery(b"{}", n) for n in range(3)]
+    sub, pub = FakeSubscriber([batch]), FakePublisher()
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=ScriptedHandler(),
+                              metrics_prefix="t", subscriber=sub, publisher=pub,
+                              max_backoff=0.0)
+    assert runner.run_once() == 3
+    assert sub.acked == ["ack0", "ack2"] and sub.nacked == ["ack1"]
+    [(topic, data, attrs)] = pub.published
+    assert topic == "projects/p/topics/changes-dead-letter" and data == b"{}"
+    assert attrs["reason"] == "bad kennitala"
+    assert attrs["source_subscription"] == "changes-firestore"
+    assert attrs["table"] == "membership_comrade" and attrs["original_ordering_key"] == "member-1"
+    assert runner.registry.get_sample_value("t_dead_lettered_total") == 1
+    assert runner.registry.get_sample_value("t_documents_written_total") == 1
