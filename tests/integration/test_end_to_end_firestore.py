@@ -1,0 +1,109 @@
+"""Postgres -> reader (`cdc run`'s Reader) -> Pub/Sub -> members consumer -> Firestore."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from google.cloud import firestore
+
+from cdc.settings import Settings
+from consumers.dead_letter import DeadLetters
+from consumers.members.firestore_backend import FirestoreBackend
+from consumers.members.handler import MembersHandler
+from consumers.members.store import MemberApplier
+from consumers.subscriber import SubscriberRunner
+from tests.factories import insert_comrade, insert_member, kennitala
+from tests.integration.reader_harness import provision, running_reader
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pipeline(settings: Settings) -> Iterator[firestore.Client]:
+    provision(settings)
+    db = firestore.Client(project=settings.project)
+    runner = SubscriberRunner(
+        name="firestore", settings=settings, subscription=settings.firestore_subscription,
+        handler=MembersHandler(MemberApplier(FirestoreBackend(db, settings.members_collection))),
+        metrics_prefix="cdc_members", pull_timeout=1.0)
+    thread = threading.Thread(target=runner.run, daemon=True)
+    thread.start()
+    with running_reader(settings):
+        yield db
+    runner.stop()
+    thread.join(timeout=30)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last value {value!r}")
+        time.sleep(0.2)
+    return value
+
+
+def doc(db: firestore.Client, settings: Settings, ssn: str) -> dict[str, Any] | None:
+    snap = db.collection(settings.members_collection).document(ssn).get()
+    return snap.to_dict() if snap.exists else None
+
+
+def test_django_style_edits_reach_the_member_documents(
+        settings: Settings, database_url: str, pipeline: firestore.Client) -> None:
+    db = pipeline
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        cid = insert_member(conn, 1)
+        other = insert_member(conn, 2)
+    d = wait_for(lambda: doc(db, settings, kennitala(1)))
+    assert d["profile"]["email"] == "member1@example.is" and d["django_id"] == cid
+    assert d["profile"]["address"]["street"] == "Gata 1"
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE membership_contactinfo SET phone = '' WHERE comrade_id = %s", (cid,))
+        conn.execute("DELETE FROM communication_email WHERE comrade_id = %s", (cid,))
+        conn.execute("DELETE FROM membership_simpleaddress WHERE comrade_id = %s", (cid,))
+    d = wait_for(lambda: (x := doc(db, settings, kennitala(1))) and x["profile"]["address"]
+                 is None and x["profile"]["phone"] is None and x)
+    assert d["profile"]["email"] == "contact1@example.is"
+
+    with psycopg.connect(database_url, autocommit=True) as conn:  # a kennitala change
+        conn.execute("UPDATE membership_comrade SET ssn = %s WHERE id = %s",
+                     (kennitala(101), cid))
+    wait_for(lambda: doc(db, settings, kennitala(101)))
+    wait_for(lambda: doc(db, settings, kennitala(1)) is None)
+
+    with psycopg.connect(database_url) as conn, conn.transaction():  # Django's cascade
+        for table in ("communication_email", "membership_contactinfo",
+                      "membership_simpleaddress"):
+            conn.execute(f"DELETE FROM {table} WHERE comrade_id = %s", (other,))
+        conn.execute("DELETE FROM membership_comrade WHERE id = %s", (other,))
+    wait_for(lambda: doc(db, settings, kennitala(2)) is None)
+
+
+def test_a_bulk_update_of_5000_members_and_a_poison_row(
+        settings: Settings, database_url: str, pipeline: firestore.Client) -> None:
+    db = pipeline
+    n = 5000
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        for i in range(n):
+            insert_comrade(conn, 1000 + i)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE membership_comrade SET reachable = false")  # QuerySet.update()
+        insert_comrade(conn, 9, ssn="12345")  # cannot be a document id
+        insert_comrade(conn, 10)
+
+    def unreachable() -> int:
+        query = db.collection(settings.members_collection).where(
+            filter=firestore.FieldFilter("membership.reachable", "==", False))
+        return sum(1 for _ in query.stream())
+    wait_for(lambda: unreachable() == n, timeout=300)
+    wait_for(lambda: doc(db, settings, kennitala(10)))
+    letters = DeadLetters(settings)
+    found = wait_for(lambda: letters.fetch())
+    letters.release(found)
+    assert [d.reason for d in found] == ["invalid kennitala: ssn is not 10 digits"]
