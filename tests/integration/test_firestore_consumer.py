@@ -134,7 +134,7 @@ def member(db: firestore.Client, settings: Settings, n: int) -> dict[str, Any] |
 
 
 def members(db: firestore.Client, settings: Settings) -> dict[str, dict[str, Any]]:
-    return {s.id: s.to_dict() for s in db.collection(settings.members_collection).stream()}
+    return {s.id: s.to_dict() or {} for s in db.collection(settings.members_collection).stream()}
 
 
 def test_inserts_updates_and_deletes_of_each_table_reach_the_member_document(
