@@ -9,6 +9,7 @@ import contextlib
 from collections.abc import Iterator
 
 from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
 
 from cdc.errors import CdcError, SinkMisconfigured, SinkUnavailable
 
@@ -39,5 +40,11 @@ def google_boundary(what: str) -> Iterator[None]:
         raise
     except (gexc.GoogleAPIError, gexc.RetryError) as exc:
         raise translate(exc, what) from exc
+    except auth_exc.GoogleAuthError as exc:
+        raise SinkMisconfigured(
+            f"{what}: no usable Google credentials ({str(exc).splitlines()[0]})",
+            hint="set GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default "
+                 "login`; for the emulators set PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST",
+        ) from exc
     except TimeoutError as exc:
         raise SinkUnavailable(f"{what}: timed out") from exc

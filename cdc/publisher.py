@@ -23,10 +23,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import grpc
+from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-from google.pubsub_v1 import PubsubMessage
+from google.pubsub_v1 import PublishRequest, PubsubMessage
 
 from cdc import metrics
 from cdc.errors import CdcError, PermanentError, RetryableError
@@ -41,9 +43,35 @@ MAX_REQUEST_BYTES = 9_000_000  # Pub/Sub's limit is 10 MB per request
 RPC_TIMEOUT_S = 30.0
 
 
+# Raw protobuf classes: building proto-plus wrappers cost ~17 us per message
+# against ~2 us for the raw message (measured), a quarter of a core at 15k/s.
+_RAW_MESSAGE: Any = PubsubMessage.pb()
+_RAW_REQUEST: Any = PublishRequest.pb()
+
+
+class PublishRpc(Protocol):
+    """One Publish request; raises google-api-core exceptions on failure."""
+
+    def publish(self, topic: str, messages: list[Any], timeout: float) -> None: ...
+
+
+class GrpcPublishRpc:
+    """The Publish RPC on the client's own channel (credentials, emulator)."""
+
+    def __init__(self) -> None:
+        with google_boundary("connecting to Pub/Sub"):
+            self._call = pubsub_v1.PublisherClient().transport.publish
+
+    def publish(self, topic: str, messages: list[Any], timeout: float) -> None:
+        try:
+            self._call(_RAW_REQUEST(topic=topic, messages=messages), timeout=timeout)
+        except grpc.RpcError as exc:
+            raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
+
+
 @dataclass(frozen=True, slots=True)
 class _Outgoing:
-    message: PubsubMessage
+    message: Any
     size: int
 
 
@@ -78,10 +106,10 @@ class EventPublisher:
         max_batch: int = 1000,
         max_latency_s: float = 0.005,
         on_mark_acked: Callable[[object], None] | None = None,
-        client: Any = None,
+        rpc: PublishRpc | None = None,
     ) -> None:
         self._buckets = settings.ordering_keys
-        self._client = client if client is not None else pubsub_v1.PublisherClient().api
+        self._rpc = rpc if rpc is not None else GrpcPublishRpc()
         self._topic = f"projects/{settings.require_project()}/topics/{settings.topic}"
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
@@ -100,9 +128,10 @@ class EventPublisher:
     # -- producer side ---------------------------------------------------------
     def publish(self, event: ChangeEvent) -> None:
         """Queue one event; blocks while ``max_in_flight`` events are unacked."""
-        message = PubsubMessage(data=event.to_json(), attributes=event.attributes(),
-                                ordering_key=event.ordering_key(self._buckets))
-        size = len(message.data) + 200
+        data = event.to_json()
+        message = _RAW_MESSAGE(data=data, attributes=event.attributes(),
+                               ordering_key=event.ordering_key(self._buckets))
+        size = len(data) + 200
         with self._lock:
             while self._events_queued >= self._max_in_flight and self._failure is None:
                 self._lock.wait(0.5)
@@ -219,8 +248,7 @@ class EventPublisher:
     def _send(self, batch: list[_Outgoing]) -> None:
         started = time.monotonic()
         with google_boundary(f"publishing to {self._topic}"):
-            self._client.publish(topic=self._topic, messages=[o.message for o in batch],
-                                 retry=None, timeout=RPC_TIMEOUT_S)
+            self._rpc.publish(self._topic, [o.message for o in batch], RPC_TIMEOUT_S)
         metrics.PUBLISH_LATENCY.observe(time.monotonic() - started)
         metrics.EVENTS_PUBLISHED.inc(len(batch))
 

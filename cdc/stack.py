@@ -39,7 +39,6 @@ max_connections = 100
 max_slot_wal_keep_size = 4GB
 wal_sender_timeout = 60s
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 shared_buffers = 256MB
 log_min_messages = warning

@@ -28,7 +28,7 @@ class FakePublishRpc:
         self.gate = threading.Event()
         self.gate.set()
 
-    def publish(self, *, topic: str, messages: list[Any], retry: Any, timeout: float) -> None:
+    def publish(self, topic: str, messages: list[Any], timeout: float) -> None:
         self.gate.wait()
         self.calls += 1
         if self.calls <= self.failures:
@@ -44,7 +44,7 @@ def event(n: int, comrade: int = 1) -> ChangeEvent:
 
 def test_events_reach_pubsub_in_the_order_they_were_published() -> None:
     rpc = FakePublishRpc()
-    publisher = EventPublisher(SETTINGS, client=rpc, max_batch=7)
+    publisher = EventPublisher(SETTINGS, rpc=rpc, max_batch=7)
     for n in range(100):
         publisher.publish(event(n, comrade=n % 5))
     assert publisher.flush(5)
@@ -57,7 +57,7 @@ def test_a_mark_is_acked_only_after_every_event_before_it() -> None:
     rpc = FakePublishRpc()
     rpc.gate.clear()
     acked: list[object] = []
-    publisher = EventPublisher(SETTINGS, client=rpc, on_mark_acked=acked.append)
+    publisher = EventPublisher(SETTINGS, rpc=rpc, on_mark_acked=acked.append)
     publisher.publish(event(1))
     publisher.mark("tx1")
     publisher.publish(event(2))
@@ -71,7 +71,7 @@ def test_a_mark_is_acked_only_after_every_event_before_it() -> None:
 
 def test_a_mark_with_no_events_before_it_is_acked_at_once() -> None:
     acked: list[object] = []
-    publisher = EventPublisher(SETTINGS, client=FakePublishRpc(), on_mark_acked=acked.append)
+    publisher = EventPublisher(SETTINGS, rpc=FakePublishRpc(), on_mark_acked=acked.append)
     publisher.mark("empty transaction")
     assert publisher.flush(5)
     publisher.close()
@@ -81,7 +81,7 @@ def test_a_mark_with_no_events_before_it_is_acked_at_once() -> None:
 def test_a_failing_request_is_retried_whole_and_nothing_is_acked_meanwhile() -> None:
     rpc = FakePublishRpc(failures=3)
     acked: list[object] = []
-    publisher = EventPublisher(SETTINGS, client=rpc, on_mark_acked=acked.append)
+    publisher = EventPublisher(SETTINGS, rpc=rpc, on_mark_acked=acked.append)
     publisher.publish(event(1))
     publisher.mark("tx")
     assert publisher.flush(10)
@@ -91,7 +91,7 @@ def test_a_failing_request_is_retried_whole_and_nothing_is_acked_meanwhile() -> 
 
 def test_permission_denied_is_permanent_and_surfaces_to_the_caller() -> None:
     rpc = FakePublishRpc(failures=1, error=gexc.PermissionDenied("no"))
-    publisher = EventPublisher(SETTINGS, client=rpc)
+    publisher = EventPublisher(SETTINGS, rpc=rpc)
     publisher.publish(event(1))
     with pytest.raises(SinkMisconfigured):
         publisher.flush(5)
@@ -103,7 +103,7 @@ def test_permission_denied_is_permanent_and_surfaces_to_the_caller() -> None:
 def test_publish_blocks_no_further_than_the_in_flight_limit() -> None:
     rpc = FakePublishRpc()
     rpc.gate.clear()
-    publisher = EventPublisher(SETTINGS, client=rpc, max_in_flight=3)
+    publisher = EventPublisher(SETTINGS, rpc=rpc, max_in_flight=3)
     for n in range(3):
         publisher.publish(event(n))
     assert not publisher.has_room(0.1)
