@@ -70,7 +70,7 @@ def insert_comrades(url: str, first: int, count: int) -> None:
 
 def current_lsn(url: str) -> Lsn:
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        row = conn.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
         assert row is not None
         return Lsn.parse(row[0])
 

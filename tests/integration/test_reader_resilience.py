@@ -77,7 +77,7 @@ def test_nothing_is_confirmed_past_what_pubsub_acked_and_publishing_resumes(
         _insert_comrades(conn, 1, 10)
         collector.count(10)
         wait_for(lambda: reader.health()[0], 10, "the reader to be healthy")
-        before_outage = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+        before_outage = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0]
         wait_for(lambda: confirmed_lsn(conn, settings.slot) >= before_outage, 20,
                  "the slot to confirm the first batch")
         stack.signal_group(own_pubsub, signal.SIGSTOP)
@@ -85,14 +85,14 @@ def test_nothing_is_confirmed_past_what_pubsub_acked_and_publishing_resumes(
             _insert_comrades(conn, 100, 10)
             time.sleep(4)  # several status intervals while publishing fails
             assert confirmed_lsn(conn, settings.slot) < int(
-                conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0])
+                conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0])
             stuck_at = confirmed_lsn(conn, settings.slot)
             time.sleep(2)
             assert confirmed_lsn(conn, settings.slot) == stuck_at
         finally:
             stack.signal_group(own_pubsub, signal.SIGCONT)
         events = collector.until(lambda evs: len({e["key"]["id"] for e in evs}) >= 20, 90)
-        after = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+        after = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0]
         wait_for(lambda: confirmed_lsn(conn, settings.slot) >= after, 30,
                  "the slot to advance after the outage")
     assert len({e["key"]["id"] for e in events}) == 20
@@ -106,7 +106,7 @@ def test_an_idle_slot_advances_on_keepalives_while_other_tables_write(
         with running_reader(settings):
             for _ in range(20):
                 conn.execute("INSERT INTO not_captured (note) VALUES ('x')")
-            target = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+            target = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0]
             wait_for(lambda: confirmed_lsn(conn, settings.slot) >= target, 30,
                      "the idle slot to advance")
 
@@ -144,7 +144,7 @@ def test_a_million_row_transaction_arrives_whole_with_bounded_reader_memory(
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
             _insert_comrades(conn, 1, rows)
-            target = conn.execute("SELECT pg_current_wal_lsn() - '0/0'").fetchone()[0]
+            target = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0]
             deadline = time.monotonic() + 600
             while confirmed_lsn(conn, settings.slot) < target:
                 assert time.monotonic() < deadline, "the transaction was not confirmed"
