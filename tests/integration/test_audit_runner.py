@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -20,6 +20,7 @@ from consumers.subscriber import SubscriberRunner
 from tests.factories import insert_member, kennitala
 from tests.integration.reader_harness import cdc_env, provision, running_reader
 from tests.integration.test_audit_handler import AuditBus, change, comrade_row
+from tests.integration.test_firestore_consumer import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,26 +38,17 @@ def provisioned(settings: Settings) -> Settings:
 
 @pytest.fixture
 def consumer(provisioned: Settings, db: firestore.Client) -> Iterator[SubscriberRunner]:
-    runner = SubscriberRunner(
-        name="audit", settings=provisioned, subscription=provisioned.audit_subscription,
-        handler=AuditHandler(provisioned, db), metrics_prefix="cdc_audit", http_port=0,
-        pull_timeout=1.0)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
+    """``cdc consume audit`` in a thread: the runner the CLI builds, with our handler."""
+    runner = SubscriberRunner(name="audit", settings=provisioned, http_port=0,
+                              subscription=provisioned.audit_subscription,
+                              handler=AuditHandler(provisioned, db),
+                              metrics_prefix="cdc_audit", pull_timeout=1.0)
+    worker = threading.Thread(target=runner.run, daemon=True)
+    worker.start()
     yield runner
     runner.stop()
-    thread.join(timeout=30)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting; last value {value!r}")
-        time.sleep(0.3)
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "the audit consumer did not stop"
 
 
 def trail(db: firestore.Client, settings: Settings) -> list[dict[str, Any]]:
