@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -106,12 +107,31 @@ def _require(path: Path, what: str) -> None:
                           hint="install it, or point CDC_PG_BIN / CDC_GCLOUD_PLATFORM at it")
 
 
+def data_dir(state: Path) -> Path:
+    """Where the cluster lives: ``<state>/pgdata``, unless the postgres user
+    cannot reach ``state`` (run as root from a 0700 home directory); then a
+    directory under the system's temp dir that ``stack.json`` points at."""
+    link = state / "pgdata"
+    if link.is_symlink() or link.exists() or _postgres_can_reach(state):
+        return link.resolve() if link.is_symlink() else link
+    outside = Path(tempfile.mkdtemp(prefix="cdc-pgdata-"))
+    link.symlink_to(outside, target_is_directory=True)
+    return outside
+
+
+def _postgres_can_reach(state: Path) -> bool:
+    if os.geteuid() != 0:
+        return True
+    probe = subprocess.run(_as_postgres(["test", "-x", str(state)]), check=False)
+    return probe.returncode == 0
+
+
 def start_postgres(state: Path, port: int) -> None:
     _require(PG_BIN / "initdb", "PostgreSQL server binaries")
-    data = state / "pgdata"
+    state.chmod(0o755)
+    data = data_dir(state)
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
-        state.chmod(0o755)
         data.mkdir(exist_ok=True)
         os.chown(data, pw.pw_uid, pw.pw_gid)
     if not (data / "PG_VERSION").exists():
@@ -133,7 +153,8 @@ def start_postgres(state: Path, port: int) -> None:
 
 
 def stop_postgres(state: Path) -> None:
-    data = state / "pgdata"
+    link = state / "pgdata"
+    data = link.resolve() if link.is_symlink() else link
     if (data / "postmaster.pid").exists():
         subprocess.run(
             _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
@@ -200,4 +221,7 @@ def stop(state_dir: Path, *, remove: bool = False) -> None:
                 signal_group(pid, signal.SIGKILL)
         (state_dir / "stack.json").unlink(missing_ok=True)
     if remove:
+        link = state_dir / "pgdata"
+        if link.is_symlink():
+            shutil.rmtree(link.resolve(), ignore_errors=True)
         shutil.rmtree(state_dir, ignore_errors=True)

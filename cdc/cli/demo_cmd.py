@@ -43,7 +43,7 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
     """Run the pipeline end to end on a local stack with demo members."""
     state_dir = state_dir.resolve()
     click.echo(f"starting Postgres and the emulators in {state_dir} ...")
-    stack.stop(state_dir)
+    stack.stop(state_dir, remove=True)  # a demo always starts from scratch
     info = stack.start(state_dir)
     env = dict(os.environ, **info.env(), CDC_LOG_LEVEL="INFO")
     os.environ.update(info.env())
@@ -63,7 +63,7 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
     finally:
         _stop_all(children)
         if not keep:
-            stack.stop(state_dir)
+            stack.stop(state_dir, remove=True)
 
 
 def _load_schema(url: str) -> None:
