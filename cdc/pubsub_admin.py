@@ -71,7 +71,7 @@ class PubSubAdmin:
                 created.append(f"topic {topic}")
         subs = [
             (s.firestore_subscription, s.topic, True, s.dead_letter_topic),
-            (s.audit_subscription, s.topic, False, s.dead_letter_topic),
+            (s.audit_subscription, s.topic, True, s.dead_letter_topic),
             (s.dead_letter_subscription, s.dead_letter_topic, False, None),
         ]
         for name, topic, ordered, dlq in subs:
@@ -86,6 +86,6 @@ class PubSubAdmin:
             f"create topic {s.dead_letter_topic} (if missing)",
             f"create ordered subscription {s.firestore_subscription} with dead-letter policy "
             f"({MAX_DELIVERY_ATTEMPTS} attempts -> {s.dead_letter_topic})",
-            f"create subscription {s.audit_subscription} with dead-letter policy",
+            f"create ordered subscription {s.audit_subscription} with dead-letter policy",
             f"create subscription {s.dead_letter_subscription} on {s.dead_letter_topic}",
         ]

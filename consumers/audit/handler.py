@@ -28,12 +28,12 @@ import orjson
 from google.api_core import exceptions as gexc
 
 from cdc.errors import PoisonEvent, RetryableError, SinkUnavailable
+from cdc.event_validation import parse_event
 from cdc.events import MEMBER_TABLE, ChangeEvent, Row
 from cdc.google_errors import google_boundary, translate
 from cdc.logs import fields
 from cdc.settings import Settings
 from consumers.audit import records
-from consumers.audit.fast_schema import parse_event
 from consumers.audit.records import KnownKennitala
 from consumers.subscriber import Delivery, Outcome
 

@@ -7,8 +7,8 @@ import logging
 import orjson
 
 from cdc.errors import PoisonEvent, RetryableError
+from cdc.event_validation import parse_event
 from cdc.logs import fields, mask_kennitala
-from consumers.audit.fast_schema import parse_event
 from consumers.members.mapping import part_changes
 from consumers.members.plan import EventChanges
 from consumers.members.store import ApplyResult, MemberApplier

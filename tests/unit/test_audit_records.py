@@ -6,9 +6,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.events import ChangeEvent, schema_problem
+from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
-from consumers.audit import fast_schema, records
+from consumers.audit import records
 from consumers.audit.records import KnownKennitala
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -173,49 +173,3 @@ def test_an_update_records_exactly_the_differing_columns(before: dict[str, Any],
     assert set(rec["changed"]) == expected
     assert rec["after"] == {c: after[c] for c in expected}
     assert rec["before"] == {c: before[c] for c in expected if c in before}
-
-
-# -- the fast schema check -------------------------------------------------------
-
-def test_the_fast_schema_check_was_reviewed_against_the_current_schema() -> None:
-    assert fast_schema.schema_fingerprint() == fast_schema.SCHEMA_FINGERPRINT, (
-        "cdc/schema/change-event.schema.json changed: review consumers/audit/fast_schema.py "
-        "against it, then update SCHEMA_FINGERPRINT")
-
-
-def test_the_fast_schema_check_accepts_ordinary_events_of_every_op() -> None:
-    bodies = [event("c", after=COMRADE), event("u", before=COMRADE, after=COMRADE),
-              event("u", before=None, after=COMRADE), event("d", before=COMRADE),
-              event("t", key={}), event("r", after=COMRADE, snapshot={"id": "x"})]
-    for ev in bodies:
-        body = ev.to_dict()
-        assert fast_schema.surely_valid(body), body["op"]
-        assert fast_schema.parse_event(body, ev.to_json()) == ev
-
-
-_anything = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(allow_nan=False),
-              st.sampled_from(["", "c", "u", "d", "t", "r", "x", "0/1", "16/B374D848",
-                               "00000016B374D848-0000000000", "2026-01-02T03:04:05.123456Z",
-                               "2026-01-02T03:04:05.123456Z\n", "public"])),
-    lambda inner: st.one_of(st.lists(inner, max_size=2),
-                            st.dictionaries(st.sampled_from(["id", "a"]), inner, max_size=2)),
-    max_leaves=4)
-_fields = ["id", "op", "schema", "table", "key", "before", "after", "lsn", "seq", "xid",
-           "commit_time", "snapshot", "unchanged_toast"]
-
-
-@given(st.sampled_from(["c", "u", "d", "t", "r"]),
-       st.dictionaries(st.sampled_from(_fields), _anything, max_size=4),
-       st.lists(st.sampled_from(_fields), max_size=2))
-def test_the_fast_schema_check_never_accepts_what_the_schema_rejects(
-        op: str, replaced: dict[str, Any], removed: list[str]) -> None:
-    image = {"id": 1}
-    body = event(op, before=image if op in "ud" else None,
-                 after=image if op in "cur" else None,
-                 key={} if op == "t" else {"id": 1}).to_dict()
-    body.update(replaced)
-    for name in removed:
-        body.pop(name, None)
-    if fast_schema.surely_valid(body):
-        assert schema_problem(body) is None, body
