@@ -142,6 +142,16 @@ def direct_baseline(env: dict[str, str], url: str, collection: str) -> tuple[flo
     return time.monotonic() - started, len(items)
 
 
+def _vm_hwm_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def resync(env: dict[str, str], url: str, tag: str) -> tuple[float, int]:
     """Wall seconds of `cdc backfill --wait` (consumer running) and its peak RSS in KiB."""
     s = settings_for(env, url, tag)
@@ -157,14 +167,17 @@ def resync(env: dict[str, str], url: str, tag: str) -> tuple[float, int]:
         started = time.monotonic()
         proc = subprocess.Popen([sys.executable, "-m", "cdc", "backfill", "--wait"],
                                 env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak = 0
+        while proc.poll() is None:  # VmHWM of the child itself (ru_maxrss would include
+            peak = max(peak, _vm_hwm_kib(proc.pid))  # the parent's pages copied at fork)
+            time.sleep(0.1)
         elapsed = time.monotonic() - started
         out = proc.stdout.read().decode() if proc.stdout else ""
         err = proc.stderr.read().decode() if proc.stderr else ""
-        if os.waitstatus_to_exitcode(status) != 0:
+        if proc.returncode != 0:
             raise SystemExit(f"cdc backfill --wait failed:\n{out}\n{err[-3000:]}")
         print("  " + out.strip().replace("\n", "\n  "))
-        return elapsed, int(usage.ru_maxrss)
+        return elapsed, peak
     finally:
         consumer.terminate()
         consumer.wait(30)

@@ -45,6 +45,8 @@ from cdc.settings import Settings
 
 log = logging.getLogger(__name__)
 
+MAX_IN_FLIGHT = 10_000
+
 
 class Publisher(Protocol):
     def publish(self, event: ChangeEvent) -> None: ...
@@ -105,7 +107,7 @@ class Backfill:
         self.store = store or StateStore(settings)
         self.client = self.store.client
         self.members = self.client.collection(settings.members_collection)
-        self._publisher_factory = publisher_factory or EventPublisher
+        self._publisher_factory = publisher_factory or _bounded_publisher
         self._dead_letters = dead_letters
         self.progress = progress or Progress()
         self.diff = DiffCounts()
@@ -358,6 +360,11 @@ class Backfill:
         self.progress.done()
         would = len(pre.orphans.candidates) if pre.orphans else 0
         return Outcome(state, pre, self.diff, would_delete=would)
+
+
+def _bounded_publisher(settings: Settings) -> Publisher:
+    """10k unacked events (~20 MB) keep the emulator busy and the RSS low."""
+    return EventPublisher(settings, max_in_flight=MAX_IN_FLIGHT)
 
 
 class _EventBuilder:
