@@ -4,6 +4,7 @@ on real Pub/Sub and Firestore emulators, fed by the real reader from Postgres.""
 from __future__ import annotations
 
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -94,8 +95,8 @@ def test_a_backfill_leaves_exactly_one_summary_record(
     with psycopg.connect(database_url) as conn, conn.transaction():
         for n in range(1, 26):
             insert_member(conn, n)
-    done = subprocess.run(["cdc", "backfill"], env=cdc_env(provisioned), capture_output=True,
-                          text=True, timeout=300, check=False)
+    done = subprocess.run([sys.executable, "-m", "cdc", "backfill"], env=cdc_env(provisioned),
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
 
     def summary() -> dict[str, Any] | None:

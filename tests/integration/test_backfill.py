@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from typing import Any
 
 import orjson
@@ -29,8 +30,8 @@ TABLES = ("membership_comrade", "membership_contactinfo", "membership_simpleaddr
 
 
 def cdc(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["cdc", *args], env=cdc_env(settings), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run([sys.executable, "-m", "cdc", *args], env=cdc_env(settings),
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def rows_by_key(url: str) -> dict[tuple[str, Any], dict[str, Any]]:
