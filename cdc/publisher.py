@@ -102,7 +102,7 @@ class EventPublisher:
         self,
         settings: Settings,
         *,
-        max_in_flight: int = 50_000,
+        max_in_flight: int = 10_000,
         max_batch: int = 1000,
         max_latency_s: float = 0.005,
         on_mark_acked: Callable[[object], None] | None = None,

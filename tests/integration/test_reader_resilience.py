@@ -156,7 +156,7 @@ def test_a_million_row_transaction_arrives_whole_with_bounded_reader_memory(
         reader.send_signal(signal.SIGTERM)
         assert reader.wait(timeout=60) == 0
     assert _count_messages(settings) == rows
-    assert peak_kb < 400 * 1024, f"reader peak RSS {peak_kb // 1024} MB"
+    assert peak_kb < 200 * 1024, f"reader peak RSS {peak_kb // 1024} MB"
 
 
 def _rss_kb(pid: int) -> int:
