@@ -8,6 +8,15 @@ last-writer-wins update per part, so applying the same events in any order,
 with duplicates, ends in the same state. The member document is a function of
 the state alone (:func:`render`).
 
+A comrade snapshot read at ``(L, 0, s)`` also *clears* the member's child
+parts: every ContactInfo, SimpleAddress and Email part older than ``(L, 0, 0)``
+becomes a tombstone at :func:`floor_of` ``(L)`` (``(L, 0, -1)``), and the state
+remembers that floor per part kind, so a child event older than it that
+arrives later is skipped too. The snapshot's own child reads ``(L, 0, s')``
+sort above the floor and restore the rows that still exist; rows the snapshot
+no longer has (a lost delete, a hand edit) stay deleted. Live changes rank
+above both. Floors only rise, so the result still does not depend on order.
+
 See docs/firestore.md for the document layout and the rules.
 """
 
@@ -20,6 +29,7 @@ from typing import Any
 
 from cdc.errors import PoisonEvent
 from cdc.events import MEMBER_TABLE, ChangeEvent
+from cdc.lsn import Lsn
 
 Row = dict[str, Any]
 
@@ -51,6 +61,18 @@ def version_of(event: ChangeEvent) -> Version:
     return f"{event.lsn.sortable()}-{rank}-{event.seq:010d}"
 
 
+def floor_of(event: ChangeEvent) -> Version:
+    return floor_at(event.lsn)
+
+
+def floor_at(lsn: Lsn) -> Version:
+    """``(L, 0, -1)``: just below every snapshot read at ``L``, above everything older.
+
+    ``-000000001`` sorts below ``0000000000`` as text ('-' < '0').
+    """
+    return f"{lsn.sortable()}-0-{-1:010d}"
+
+
 def is_kennitala(value: object) -> bool:
     return isinstance(value, str) and _KENNITALA.match(value) is not None
 
@@ -67,6 +89,7 @@ class PartChange:
     version: Version
     row: Row | None
     keep: tuple[str, ...] = ()  # unchanged TOAST columns: carried over from the stored row
+    floor: bool = False  # clear every part of this kind older than ``version`` (item None)
 
 
 def part_changes(event: ChangeEvent, unchanged_toast: tuple[str, ...] = ()) -> list[PartChange]:
@@ -86,11 +109,43 @@ def part_changes(event: ChangeEvent, unchanged_toast: tuple[str, ...] = ()) -> l
         check_comrade_row(event.after)
     new = _identity(part, event.after, event.key, event)
     changes = [PartChange(new[0], part, new[1], version, dict(event.after), unchanged_toast)]
+    if part == COMRADE and event.op == "r":
+        floor = floor_of(event)
+        changes += [PartChange(new[0], child, None, floor, None, floor=True)
+                    for child in cleared_parts(event.snapshot)]
     if event.op == "u" and event.before is not None:
         old = _identity(part, event.before, {}, event, required=False)
         if old is not None and old != new:  # the row moved to another member (or its key changed)
             changes.append(PartChange(old[0], part, old[1], version, None))
     return changes
+
+
+def absent_from_snapshot(comrade_id: int, lsn: Lsn, tables: list[str] | None) -> list[PartChange]:
+    """A snapshot at ``lsn`` that has no comrade row ``comrade_id`` (the backfill's orphans).
+
+    The comrade becomes a tombstone at ``(L, 0, -1)`` and its child parts are
+    cleared like a comrade read does, so no event older than the snapshot can
+    bring the member back. If the comrade does exist in the snapshot (under
+    another kennitala), its own read at ``(L, 0, s)`` is newer and wins.
+    """
+    floor = floor_at(lsn)
+    return [PartChange(comrade_id, COMRADE, None, floor, None)] + [
+        PartChange(comrade_id, child, None, floor, None, floor=True)
+        for child in cleared_parts({"tables": tables} if tables is not None else None)]
+
+
+def cleared_parts(snapshot: Row | None) -> tuple[str, ...]:
+    """The child parts a comrade snapshot read clears: those of the tables it read.
+
+    A backfill limited with ``--tables`` does not read the other child tables,
+    so it must not clear them. Without a ``tables`` list, all of them.
+    """
+    tables = (snapshot or {}).get("tables")
+    if not isinstance(tables, list):
+        return (CONTACTINFO, ADDRESS, EMAIL)
+    names = {str(t).removeprefix("public.") for t in tables}
+    return tuple(PART_OF_TABLE[t] for t in (CONTACTINFO_TABLE, ADDRESS_TABLE, EMAIL_TABLE)
+                 if t in names)
 
 
 def check_comrade_row(row: Row) -> None:
@@ -139,6 +194,7 @@ class MemberState:
     contactinfo: Part | None = None
     address: Part | None = None
     emails: dict[int, Part] = field(default_factory=dict)
+    floors: dict[str, Version] = field(default_factory=dict)  # child part kind -> cleared below
 
     def get(self, part: str, item: int | None) -> Part | None:
         if part == EMAIL:
@@ -154,14 +210,24 @@ class MemberState:
         else:
             setattr(self, part, value)
 
+    def of_kind(self, part: str) -> dict[int | None, Part]:
+        """Every stored part of one kind, by item (None for the single parts)."""
+        if part == EMAIL:
+            return {item: p for item, p in self.emails.items()}
+        current = self.get(part, None)
+        return {} if current is None else {None: current}
+
     def to_json(self) -> Row:
         def enc(p: Part | None) -> list[Any] | None:
             return None if p is None else [p.version, p.row]
-        return {
+        body: Row = {
             COMRADE: enc(self.comrade), CONTACTINFO: enc(self.contactinfo),
             ADDRESS: enc(self.address),
             "emails": {str(k): enc(v) for k, v in sorted(self.emails.items())},
         }
+        if self.floors:
+            body["floors"] = dict(sorted(self.floors.items()))
+        return body
 
     @classmethod
     def from_json(cls, body: Row) -> MemberState:
@@ -169,11 +235,17 @@ class MemberState:
             return None if v is None else Part(v[0], v[1])
         emails = {int(k): dec(v) for k, v in body.get("emails", {}).items()}
         return cls(dec(body.get(COMRADE)), dec(body.get(CONTACTINFO)), dec(body.get(ADDRESS)),
-                   {k: v for k, v in emails.items() if v is not None})
+                   {k: v for k, v in emails.items() if v is not None},
+                   dict(body.get("floors", {})))
 
 
 def apply_change(state: MemberState, change: PartChange) -> bool:
     """Last writer wins per part. False when the change is stale or a duplicate."""
+    if change.floor:
+        return raise_floor(state, change.part, change.version)
+    floor = state.floors.get(change.part)
+    if floor is not None and change.version < floor:
+        return False  # older than a snapshot that did not see it (or saw it again)
     current = state.get(change.part, change.item)
     if current is not None and current.version >= change.version:
         return False
@@ -181,6 +253,17 @@ def apply_change(state: MemberState, change: PartChange) -> bool:
     if row is not None and change.keep and current is not None and current.row is not None:
         row = {**{c: current.row[c] for c in change.keep if c in current.row}, **row}
     state.put(change.part, change.item, Part(change.version, row))
+    return True
+
+
+def raise_floor(state: MemberState, part: str, floor: Version) -> bool:
+    """Tombstone every ``part`` older than ``floor``; False when the floor was already there."""
+    if state.floors.get(part, "") >= floor:
+        return False
+    state.floors[part] = floor
+    for item, current in state.of_kind(part).items():
+        if current.version < floor:
+            state.put(part, item, Part(floor, None))
     return True
 
 

@@ -27,6 +27,8 @@ class History:
     seq: int = 0
     next_id: int = 100
     deleted: set[int] = field(default_factory=set)
+    lost: list[ChangeEvent] = field(default_factory=list)  # deletes that never reach the consumer
+    may_lose: bool = True  # kind 9 loses its delete event (only before the backfill)
 
     # -- transactions ---------------------------------------------------------
     def commit(self) -> None:
@@ -53,9 +55,11 @@ class History:
         self.tables[table][after[KEYS[table]]] = after
         self._emit("u", table, dict(before), dict(after))
 
-    def delete(self, table: str, key: int) -> None:
+    def delete(self, table: str, key: int, lost: bool = False) -> None:
         before = self.tables[table].pop(key)
         self._emit("d", table, dict(before), None)
+        if lost:
+            self.lost.append(self.events.pop())
 
     def snapshot(self) -> list[ChangeEvent]:
         """Snapshot reads of every row, at the next commit's LSN (rank 0)."""
@@ -66,7 +70,8 @@ class History:
                 out.append(ChangeEvent(
                     op="r", schema="public", table=table, key={KEYS[table]: row[KEYS[table]]},
                     before=None, after=dict(row), lsn=Lsn(self.lsn + 0x100), seq=seq, xid=None,
-                    commit_time="2026-01-01T12:00:00.000000Z", snapshot={"id": "b"}))
+                    commit_time="2026-01-01T12:00:00.000000Z",
+                    snapshot={"id": "b", "tables": [COMRADE, CONTACT, ADDRESS, EMAIL]}))
                 seq += 1
         return out
 
@@ -82,7 +87,7 @@ class History:
     def step(self, kind: int, a: int, b: int) -> None:
         live = self.live()
         cid = live[a % len(live)] if live else None
-        kind %= 9
+        kind %= 10
         if kind == 0 or cid is None:
             self._new_comrade(a, b)
         elif kind == 1:
@@ -110,6 +115,8 @@ class History:
             self._change_email(a, b, live)
         elif kind == 7:
             self._delete_child(cid, b)
+        elif kind == 9:
+            self._delete_child(cid, b, lost=self.may_lose)  # a lost delete, or a hand edit
         else:
             self.commit()  # an empty-ish boundary: next ops go in a new transaction
 
@@ -145,11 +152,11 @@ class History:
         else:
             self.update(EMAIL, eid, email="" if b % 2 else f"z{b}@x.is")
 
-    def _delete_child(self, cid: int, b: int) -> None:
+    def _delete_child(self, cid: int, b: int, lost: bool = False) -> None:
         table = (CONTACT, ADDRESS, EMAIL)[b % 3]
         keys = [k for k, r in self.tables[table].items() if r["comrade_id"] == cid]
         if keys:
-            self.delete(table, keys[0])
+            self.delete(table, keys[0], lost=lost)
 
     def _cascade_delete(self, cid: int) -> None:
         """Django's on_delete=CASCADE: children first, then the comrade, one transaction."""
