@@ -13,6 +13,12 @@ orphan: its comrade existed after the snapshot, and the stream owns it. The
 delete is conditional on the document's update time as it was read, so a
 write that lands between the read and the delete wins.
 
+The same batch tombstones the document's comrade in the Firestore consumer's
+index (``<members>_by_comrade/{django_id}``) at ``(L, 0, -1)``, guarded by
+the index document's update time: without it, an event older than the
+snapshot redelivered later would re-render the member from the index and
+bring the document back.
+
 Only a full resync (the comrade table, no ``--where``) deletes orphans.
 """
 
@@ -30,11 +36,17 @@ from cdc.errors import PermanentError
 from cdc.google_errors import google_boundary
 from cdc.logs import fields, mask_kennitala
 from cdc.lsn import Lsn
+from consumers.members.firestore_backend import index_collection_name
+from consumers.members.mapping import absent_from_snapshot, apply_change
+from consumers.members.plan import index_body, state_of
 
 log = logging.getLogger(__name__)
 
 GUARD_SHARE = 0.10
-BATCH = 400
+BATCH = 200  # orphans per commit: a delete and an index write each, under 500 writes
+MAX_ATTEMPTS = 5
+MEMBER_FIELDS = ["_cdc.version", "_cdc.comrade_id", "django_id"]
+INDEX_FIELDS = ["kennitala", "state"]
 
 
 def threshold(lsn: Lsn) -> str:
@@ -100,49 +112,117 @@ def scan(collection: firestore.CollectionReference, kennitalas: Collection[str],
 
 
 def delete(client: firestore.Client, collection: firestore.CollectionReference,
-           candidates: Iterable[str], kennitalas: Collection[str], lsn: Lsn) -> int:
-    """Delete the candidates that are still orphans, each only if unchanged since read."""
-    deleted = 0
-    ids = list(candidates)
-    for start in range(0, len(ids), BATCH):
-        refs = [collection.document(i) for i in ids[start:start + BATCH]]
-        with google_boundary("reading orphan candidates"):
-            snaps = [s for s in client.get_all(refs, field_paths=["_cdc.version"]) if s.exists]
-        still = [s for s in snaps
-                 if is_orphan(s.id, document_version(s.to_dict()), kennitalas, lsn)]
-        deleted += _delete_batch(client, still)
-    return deleted
+           candidates: Iterable[str], kennitalas: Collection[str], lsn: Lsn,
+           tables: list[str] | None = None) -> int:
+    """Delete the candidates that are still orphans, each only if unchanged since read.
+
+    Each delete also tombstones the document's comrade in the consumer's index
+    (same batch, guarded), so an older event redelivered later cannot write
+    the document again. ``tables``: the child tables the snapshot read.
+    """
+    return OrphanDeleter(client, collection, kennitalas, lsn, tables).delete(candidates)
 
 
-def _delete_batch(client: firestore.Client, snaps: list[Any]) -> int:
-    if not snaps:
-        return 0
-    batch = client.batch()
-    for s in snaps:
-        batch.delete(s.reference, option=client.write_option(last_update_time=s.update_time))
-    with google_boundary("deleting orphan member documents"):
-        try:
-            batch.commit()
-        except gexc.FailedPrecondition:
-            committed = False  # one of them changed meanwhile: go one by one
-        else:
-            committed = True
-    if committed:
-        _log(snaps)
-        return len(snaps)
-    return sum(_delete_one(client, s) for s in snaps)
+class OrphanDeleter:
+    """Re-reads candidates, deletes the orphans and tombstones their index documents."""
 
+    def __init__(self, client: firestore.Client, members: firestore.CollectionReference,
+                 kennitalas: Collection[str], lsn: Lsn, tables: list[str] | None) -> None:
+        self.client = client
+        self.members = members
+        self.index = client.collection(index_collection_name(members.id))
+        self.kennitalas = kennitalas
+        self.lsn = lsn
+        self.tables = tables
 
-def _delete_one(client: firestore.Client, snap: Any) -> int:
-    try:
-        with google_boundary("deleting an orphan member document"):
-            snap.reference.delete(option=client.write_option(last_update_time=snap.update_time))
-    except PermanentError:
+    def delete(self, candidates: Iterable[str]) -> int:
+        ids = list(candidates)
+        return sum(self._chunk(ids[start:start + BATCH]) for start in range(0, len(ids), BATCH))
+
+    def _chunk(self, ids: list[str]) -> int:
+        for _ in range(MAX_ATTEMPTS):
+            deleted = self._attempt(ids)
+            if deleted is not None:
+                return deleted
+        if len(ids) > 1:  # one of them keeps changing: go one by one
+            return sum(self._chunk([i]) for i in ids)
         log.info("orphan changed before its delete; kept",
-                 extra=fields(document=mask_kennitala(snap.id)))
+                 extra=fields(document=mask_kennitala(ids[0])))
         return 0
-    _log([snap])
-    return 1
+
+    def _attempt(self, ids: list[str]) -> int | None:
+        """The number deleted, or None when a precondition failed (re-read and retry)."""
+        refs = [self.members.document(i) for i in ids]
+        with google_boundary("reading orphan candidates"):
+            snaps = [s for s in self.client.get_all(refs, field_paths=MEMBER_FIELDS)
+                     if s.exists]
+        still = [s for s in snaps
+                 if is_orphan(s.id, document_version(s.to_dict()), self.kennitalas, self.lsn)]
+        if not still:
+            return 0
+        batch = self.client.batch()
+        for s in still:
+            batch.delete(s.reference,
+                         option=self.client.write_option(last_update_time=s.update_time))
+        self._tombstone_owners(batch, still)
+        with google_boundary("deleting orphan member documents"):
+            try:
+                batch.commit()
+            except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted):
+                return None
+        _log(still)
+        return len(still)
+
+    def _tombstone_owners(self, batch: Any, deleted: list[Any]) -> None:
+        by_owner: dict[int, set[str]] = {}
+        for s in deleted:
+            owner = document_owner(s.to_dict())
+            if owner is not None:
+                by_owner.setdefault(owner, set()).add(s.id)
+        if not by_owner:
+            return
+        refs = [self.index.document(str(cid)) for cid in sorted(by_owner)]
+        with google_boundary("reading the consumer's index"):
+            snaps = list(self.client.get_all(refs, field_paths=INDEX_FIELDS))
+        for snap in snaps:
+            current = snap.to_dict() if snap.exists else None
+            body = tombstoned(int(snap.id), current, by_owner[int(snap.id)], self.lsn,
+                              self.tables)
+            if body is None:
+                continue
+            if snap.exists:
+                batch.update(snap.reference, body,
+                             option=self.client.write_option(last_update_time=snap.update_time))
+            else:
+                batch.create(snap.reference, body)
+
+
+def document_owner(body: dict[str, Any] | None) -> int | None:
+    """The comrade id that wrote a member document (``django_id``, else ``_cdc.comrade_id``)."""
+    body = body or {}
+    cdc = body.get("_cdc")
+    for value in (body.get("django_id"), cdc.get("comrade_id") if isinstance(cdc, dict) else None):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def tombstoned(comrade_id: int, index_doc: dict[str, Any] | None, deleted: Collection[str],
+               lsn: Lsn, tables: list[str] | None) -> dict[str, Any] | None:
+    """The index document after the snapshot found no such member; None when unchanged.
+
+    The comrade becomes a tombstone at ``(L, 0, -1)`` (its own snapshot read, if
+    it exists under another kennitala, is newer and wins), its child parts are
+    cleared, and ``kennitala`` forgets a deleted document.
+    """
+    state = state_of(index_doc)
+    changed = [apply_change(state, c) for c in absent_from_snapshot(comrade_id, lsn, tables)]
+    written_at = (index_doc or {}).get("kennitala")
+    if written_at in deleted:
+        written_at = None
+    elif not any(changed):
+        return None
+    return index_body(written_at if isinstance(written_at, str) else None, state)
 
 
 def _log(snaps: list[Any]) -> None:

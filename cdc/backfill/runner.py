@@ -345,7 +345,7 @@ class Backfill:
         if pre.orphans is None or not pre.orphans.candidates:
             return 0
         return orphans.delete(self.client, self.members, pre.orphans.candidates,
-                              pre.kennitalas, state.lsn)
+                              pre.kennitalas, state.lsn, tables=state.tables)
 
     # -- dry run -------------------------------------------------------------------
     def _dry_run(self, reader: SnapshotReader, plan: Plan, state: BackfillState,

@@ -174,3 +174,32 @@ def test_eta_and_bar_text() -> None:
     assert eta_text(5, 10, 0.0) == "ETA --"
     assert eta_text(10, 10, 0.0) == "ETA 0s"
     assert bar(5, 10, width=10) == "[#####.....]"
+
+
+def test_an_orphans_index_entry_becomes_a_tombstone_that_forgets_the_deleted_document() -> None:
+    from cdc.backfill.orphans import document_owner, tombstoned
+    from consumers.members.mapping import MemberState, Part
+    from consumers.members.plan import index_body, state_of
+    live = MemberState(comrade=Part("0000000000000100-1-0000000000", {"id": 7}),
+                       emails={3: Part("0000000000000110-1-0000000000", {"id": 3})})
+    body = tombstoned(7, index_body("0101701239", live), {"0101701239"}, Lsn(0x900), None)
+    assert body is not None and body["kennitala"] is None
+    state = state_of(body)
+    assert state.comrade is not None and state.comrade.row is None
+    assert state.comrade.version < threshold(Lsn(0x900))
+    assert all(p.row is None for p in state.emails.values())
+    assert document_owner({"django_id": 7}) == 7
+    assert document_owner({"_cdc": {"comrade_id": 8}}) == 8
+    assert document_owner({"kennitala": "x"}) is None
+
+
+def test_an_index_entry_newer_than_the_snapshot_is_left_alone() -> None:
+    from cdc.backfill.orphans import tombstoned
+    from consumers.members.mapping import MemberState, Part
+    from consumers.members.plan import index_body
+    moved = MemberState(comrade=Part("0000000000000900-0-0000000004", {"id": 7}),
+                        floors={"contactinfo": "0000000000000900-0--000000001",
+                                "address": "0000000000000900-0--000000001",
+                                "email": "0000000000000900-0--000000001"})
+    assert tombstoned(7, index_body("0202702149", moved), {"0101701239"}, Lsn(0x900),
+                      None) is None
