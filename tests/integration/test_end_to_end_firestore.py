@@ -59,8 +59,10 @@ def test_django_style_edits_reach_the_member_documents(
     with psycopg.connect(database_url, autocommit=True) as conn:
         cid = insert_member(conn, 1)
         other = insert_member(conn, 2)
-    d = wait_for(lambda: doc(db, settings, kennitala(1)))
-    assert d["profile"]["email"] == "member1@example.is" and d["django_id"] == cid
+    # insert_member commits row by row: wait for the last of them (the Email row)
+    d = wait_for(lambda: (x := doc(db, settings, kennitala(1))) and x["profile"]["email"]
+                 == "member1@example.is" and x)
+    assert d["django_id"] == cid
     assert d["profile"]["address"]["street"] == "Gata 1"
 
     with psycopg.connect(database_url, autocommit=True) as conn:
