@@ -31,6 +31,7 @@ from cdc.reader import Reader, ReaderOptions, _epoch
 from consumers.subscriber import Delivery, Outcome, SubscriberRunner
 from tests.factories import insert_member
 from tests.services import start_services, stop_services
+from tests.waiting import wait_for
 
 
 class TimedHandler:
@@ -94,7 +95,7 @@ def run(svc: Any, url: str, args: argparse.Namespace) -> None:
         thread.start()
     with psycopg.connect(url, autocommit=True) as conn:
         ids = [insert_member(conn, n) for n in range(args.members)]
-        _wait(lambda: len(handler.latencies) >= 4 * args.members, 120)
+        wait_for(lambda: len(handler.latencies) >= 4 * args.members, 120, "the initial load")
         handler.latencies.clear()
         recorder.latencies.clear()
         total = args.rate * args.seconds
@@ -104,7 +105,7 @@ def run(svc: Any, url: str, args: argparse.Namespace) -> None:
                          (f"n{n}", ids[n % len(ids)]))
             next_at += interval
             time.sleep(max(0.0, next_at - time.perf_counter()))
-        _wait(lambda: len(handler.latencies) >= total, 60)
+        wait_for(lambda: len(handler.latencies) >= total, 60, "the pipeline to keep up")
     reader.stop()
     stop.set()
     for thread in threads:
@@ -120,14 +121,6 @@ def run(svc: Any, url: str, args: argparse.Namespace) -> None:
 def _consume(runner: SubscriberRunner, stop: threading.Event) -> None:
     while not stop.is_set():
         runner.run_once()
-
-
-def _wait(done: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise SystemExit("timed out: the pipeline did not keep up")
-        time.sleep(0.1)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from cdc.reader import Reader, ReaderOptions, _epoch
 from cdc.replication.client import ReplicationSession
 from cdc.replication.protocol import XLogData, parse_copy_data
 from cdc.settings import Settings
+from tests.integration.reader_harness import process_memory_kb
 from tests.services import Services, start_services, stop_services
 
 PG_RECVLOGICAL = stack.PG_BIN / "pg_recvlogical"
@@ -242,7 +243,7 @@ def bench_memory(svc: Services, url: str, rows: int) -> None:
         while True:
             row = conn.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
                                "WHERE slot_name = %s", (settings.slot,)).fetchone()
-            peak = max(peak, _status_kb(proc.pid, "VmHWM"))
+            peak = max(peak, process_memory_kb(proc.pid, "VmHWM"))
             if row and row[0] and Lsn.parse(row[0]) >= end:
                 break
             time.sleep(0.5)
@@ -252,16 +253,6 @@ def bench_memory(svc: Services, url: str, rows: int) -> None:
     print(f"[4] {rows:,}-row transaction through `cdc run` ({elapsed:.0f}s, "
           f"{rows / elapsed:,.0f} rows/s end to end):")
     print(f"    peak RSS {peak / 1024:.0f} MB   (target < 200 MB)")
-
-
-def _status_kb(pid: int, field: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except FileNotFoundError:
-        pass
-    return 0
 
 
 def main() -> None:

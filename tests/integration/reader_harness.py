@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -50,15 +51,6 @@ def running_reader(settings: Settings, options: ReaderOptions = FAST) -> Iterato
     assert not thread.is_alive(), "reader did not stop"
     if errors:
         raise errors[0]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Collector:
@@ -130,3 +122,14 @@ def spawn_cdc(settings: Settings, *args: str, env: dict[str, str] | None = None,
     return subprocess.Popen(
         [sys.executable, "-m", "cdc", *args], env=env or cdc_env(settings),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def process_memory_kb(pid: int, field: str = "VmHWM") -> int:
+    """A /proc/<pid>/status memory figure (VmRSS now, VmHWM peak) in kB; 0 once gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return 0

@@ -21,7 +21,7 @@ from consumers.subscriber import SubscriberRunner
 from tests.factories import insert_member, kennitala
 from tests.integration.reader_harness import cdc_env, provision, running_reader
 from tests.integration.test_audit_handler import AuditBus, change, comrade_row
-from tests.integration.test_firestore_consumer import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -226,7 +226,8 @@ def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
     import time
 
     from cdc.backfill.state import StateStore
-    from tests.integration.reader_harness import spawn_cdc, wait_for
+    from tests.integration.reader_harness import spawn_cdc
+    from tests.waiting import wait_for
 
     provision(settings)
     add_members(database_url, 0, 3000)

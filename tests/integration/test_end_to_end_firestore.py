@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -17,6 +17,7 @@ from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.handler import MembersHandler
 from consumers.members.store import MemberApplier
 from consumers.subscriber import SubscriberRunner
+from tests import waiting
 from tests.factories import insert_comrade, insert_member, kennitala
 from tests.integration.reader_harness import provision, running_reader
 
@@ -39,13 +40,7 @@ def pipeline(settings: Settings) -> Iterator[firestore.Client]:
     thread.join(timeout=30)
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; last value {value!r}")
-        time.sleep(0.2)
-    return value
+wait_for = functools.partial(waiting.wait_for, timeout=90.0)  # the pipeline has two hops
 
 
 def doc(db: firestore.Client, settings: Settings, ssn: str) -> dict[str, Any] | None:

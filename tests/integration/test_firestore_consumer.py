@@ -7,8 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,6 +23,7 @@ from consumers.members.handler import MembersHandler
 from consumers.members.store import MemberApplier
 from consumers.subscriber import SubscriberRunner
 from tests.factories import kennitala
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -115,17 +115,6 @@ def consumer(pipeline: Settings, db: firestore.Client) -> Iterator[SubscriberRun
     yield runner
     runner.stop()
     thread.join(timeout=30)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting; last value {value!r}")
-        time.sleep(0.2)
 
 
 def member(db: firestore.Client, settings: Settings, n: int) -> dict[str, Any] | None:

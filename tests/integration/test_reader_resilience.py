@@ -16,11 +16,12 @@ from cdc.settings import Settings
 from tests.integration.reader_harness import (
     Collector,
     confirmed_lsn,
+    process_memory_kb,
     provision,
     running_reader,
     spawn_cdc,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -149,29 +150,14 @@ def test_a_million_row_transaction_arrives_whole_with_bounded_reader_memory(
             while confirmed_lsn(conn, settings.slot) < target:
                 assert time.monotonic() < deadline, "the transaction was not confirmed"
                 assert reader.poll() is None, reader.stderr.read().decode()[-2000:]
-                peak_kb = max(peak_kb, _rss_kb(reader.pid))
+                peak_kb = max(peak_kb, process_memory_kb(reader.pid, "VmRSS"))
                 time.sleep(0.5)
-            peak_kb = max(peak_kb, _hwm_kb(reader.pid))
+            peak_kb = max(peak_kb, process_memory_kb(reader.pid, "VmHWM"))
     finally:
         reader.send_signal(signal.SIGTERM)
         assert reader.wait(timeout=60) == 0
     assert _count_messages(settings) == rows
     assert peak_kb < 200 * 1024, f"reader peak RSS {peak_kb // 1024} MB"
-
-
-def _rss_kb(pid: int) -> int:
-    return _status_kb(pid, "VmRSS")
-
-
-def _hwm_kb(pid: int) -> int:
-    return _status_kb(pid, "VmHWM")
-
-
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def _count_messages(settings: Settings) -> int:

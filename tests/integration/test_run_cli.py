@@ -22,8 +22,8 @@ from tests.integration.reader_harness import (
     provision,
     running_reader,
     spawn_cdc,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
