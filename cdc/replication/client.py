@@ -125,14 +125,12 @@ class ReplicationSession:
 
     def _stream_ended(self) -> Exception:
         result = self._pg.get_result()
-        message = self._pg.get_error_message() or "the server ended the replication stream"
-        if result is not None and result.status == pq.ExecStatus.FATAL_ERROR:
-            message = (result.error_message or b"").decode(errors="replace") or message
-        if isinstance(message, bytes):
-            message = message.decode(errors="replace")
+        failed = result is not None and result.status == pq.ExecStatus.FATAL_ERROR
+        source = result if failed and result is not None else self._pg
+        message = source.get_error_message().strip() or "the server ended the replication stream"
         if "can no longer get changes" in message or "has been removed" in message:
-            return SlotLost(f"replication slot {self.slot!r}: {message.strip()}")
-        return SourceUnavailable(f"replication stream ended: {message.strip()}")
+            return SlotLost(f"replication slot {self.slot!r}: {message}")
+        return SourceUnavailable(f"replication stream ended: {message}")
 
     def send_status(self, write: Lsn, flush: Lsn, *, reply: bool = False) -> None:
         """Tell the server what we received (write) and made durable (flush)."""
