@@ -21,6 +21,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psycopg
+
 from cdc.errors import ConfigError
 
 PG_BIN = Path(os.environ.get("CDC_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -28,6 +30,7 @@ GCLOUD_PLATFORM = Path(os.environ.get("CDC_GCLOUD_PLATFORM", "/usr/lib/google-cl
 PUBSUB_EMULATOR = GCLOUD_PLATFORM / "pubsub-emulator/bin/cloud-pubsub-emulator"
 FIRESTORE_EMULATOR = GCLOUD_PLATFORM / "cloud-firestore-emulator/cloud_firestore_emulator"
 PROJECT = "cdc-local"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
 _PG_CONF = """
 listen_addresses = '127.0.0.1'
@@ -225,3 +228,18 @@ def stop(state_dir: Path, *, remove: bool = False) -> None:
         if link.is_symlink():
             shutil.rmtree(link.resolve(), ignore_errors=True)
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def run_sql_file(database_url: str, name: str) -> None:
+    """Run ``sql/<name>`` (the Django schema, the demo members) on the stack's database."""
+    path = SQL_DIR / name
+    if not path.exists():
+        raise ConfigError(f"{path} not found",
+                          hint="run the local stack from a checkout of the project")
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(path.read_text())
+    except psycopg.Error as exc:
+        line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"running {name} failed: {line}",
+                          hint="look at server.log in the stack's pgdata directory") from exc

@@ -19,7 +19,7 @@ from psycopg import sql
 from cdc import stack
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_SQL = (ROOT / "sql" / "schema.sql").read_text()
+SCHEMA_SQL = (stack.SQL_DIR / "schema.sql").read_text()
 TEMPLATE_DB = "cdc_template"
 
 

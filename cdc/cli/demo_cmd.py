@@ -28,7 +28,6 @@ from cdc.provisioning import setup_source
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = (("reader", ("run", "--http-port", "0")),
              ("consume-firestore", ("consume", "firestore", "--http-port", "0")),
              ("consume-audit", ("consume", "audit", "--http-port", "0")))
@@ -49,7 +48,7 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
     os.environ.update(info.env())
     children: list[subprocess.Popen[bytes]] = []
     try:
-        _load_schema(info.database_url)
+        stack.run_sql_file(info.database_url, "schema.sql")
         settings = Settings(database_url=info.database_url, project=info.project)
         for action in setup_source(settings) + PubSubAdmin(settings).ensure_all():
             click.echo(f"setup: {action}")
@@ -64,11 +63,6 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
         _stop_all(children)
         if not keep:
             stack.stop(state_dir, remove=True)
-
-
-def _load_schema(url: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute((ROOT / "sql" / "schema.sql").read_text())
 
 
 def _spawn(name: str, args: tuple[str, ...], env: dict[str, str],
@@ -103,7 +97,7 @@ def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
 
     members = firestore.Client(project=settings.project).collection(settings.members_collection)
     steps: list[tuple[str, str, Callable[[dict[str, Any]], bool]]] = [
-        ("the demo members are inserted", (ROOT / "sql" / "demo.sql").read_text(),
+        ("the demo members are inserted", (stack.SQL_DIR / "demo.sql").read_text(),
          lambda d: len(d) == 4 and all(doc["profile"]["email"] for doc in d.values())),
         ("admin edit: Jón moves to rental housing",
          "UPDATE membership_comrade SET housing_situation = 2 WHERE ssn = '0101701259'",

@@ -14,14 +14,9 @@ import subprocess
 from pathlib import Path
 
 import click
-import psycopg
 
 from cdc import stack as local_stack
 from cdc.errors import ConfigError
-from cdc.provisioning import first_line
-
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_SQL = ROOT / "sql" / "schema.sql"
 
 _DIR_OPTION = click.option(
     "--dir", "state_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -47,7 +42,7 @@ def up(state_dir: Path) -> None:
         click.echo(f"starting Postgres and the emulators in {state_dir} ...", err=True)
         try:
             info = local_stack.start(state_dir)
-            load_schema(info.database_url)
+            local_stack.run_sql_file(info.database_url, "schema.sql")
         except (ConfigError, subprocess.CalledProcessError) as exc:
             local_stack.stop(state_dir)  # do not leave half a stack running
             if isinstance(exc, ConfigError):
@@ -55,7 +50,7 @@ def up(state_dir: Path) -> None:
             raise ConfigError(f"starting the stack failed: {shlex.join(exc.cmd)} exited "
                               f"{exc.returncode}",
                               hint=f"look at the logs in {state_dir}") from exc
-        click.echo(f"loaded {SCHEMA_SQL.name}; stop it with `cdc stack down --dir "
+        click.echo(f"loaded schema.sql; stop it with `cdc stack down --dir "
                    f"{shlex.quote(str(state_dir))}`", err=True)
     _print_exports(info.env())
 
@@ -82,19 +77,6 @@ def env(state_dir: Path) -> None:
         raise ConfigError(f"no stack is running in {state_dir}",
                           hint="start one with `cdc stack up` (or pass --dir)")
     _print_exports(info.env())
-
-
-def load_schema(database_url: str) -> None:
-    """Create the four Django tables (idempotent)."""
-    if not SCHEMA_SQL.exists():
-        raise ConfigError(f"{SCHEMA_SQL} not found",
-                          hint="run `cdc stack up` from a checkout of the project")
-    try:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(SCHEMA_SQL.read_text())
-    except psycopg.Error as exc:
-        raise ConfigError(f"loading {SCHEMA_SQL.name} failed: {first_line(exc)}",
-                          hint="look at server.log in the stack's pgdata directory") from exc
 
 
 def _answers(info: local_stack.StackInfo) -> bool:
