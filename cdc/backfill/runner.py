@@ -5,7 +5,7 @@
 3. Pre-flight inside the snapshot: which comrades are in scope, which cannot
    become documents (invalid or duplicate kennitala), which member documents
    would be orphans - and the mass-delete guard, before anything is published.
-4. Publish member chunks (comrades, then their child rows), then other
+4. Publish member chunks member by member (a comrade, then its child rows), then other
    tables; a chunk's checkpoint is saved once Pub/Sub acked its events.
 5. Delete the orphans (conditional deletes), mark the backfill published.
 """
@@ -26,7 +26,7 @@ from cdc.backfill.kennitala import DUPLICATE, duplicated, kennitala_problem
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.backfill.rows import json_row
-from cdc.backfill.snapshot import Chunk, SnapshotReader
+from cdc.backfill.snapshot import Chunk, SnapshotReader, by_member
 from cdc.backfill.state import (
     ABANDONED,
     PUBLISHED,
@@ -378,17 +378,15 @@ class _EventBuilder:
 
     def events(self, chunks: list[Chunk]) -> list[ChangeEvent]:
         out: list[ChangeEvent] = []
-        for chunk in chunks:
+        for chunk, values in by_member(chunks):
             table = chunk.table
-            positions = [chunk.columns.index(k) for k in table.key]
-            for values in chunk.rows:
-                row = json_row(chunk.columns, values)
-                key = {k: row[chunk.columns[p]] for k, p in zip(table.key, positions, strict=True)}
-                out.append(ChangeEvent(
-                    op="r", schema=table.schema, table=table.name, key=key, before=None,
-                    after=row, lsn=self.lsn, seq=self.seq, xid=None,
-                    commit_time=self.commit_time, snapshot=self.snapshot))
-                self.seq += 1
+            row = json_row(chunk.columns, values)
+            key = {k: row[k] for k in table.key}
+            out.append(ChangeEvent(
+                op="r", schema=table.schema, table=table.name, key=key, before=None,
+                after=row, lsn=self.lsn, seq=self.seq, xid=None,
+                commit_time=self.commit_time, snapshot=self.snapshot))
+            self.seq += 1
         return out
 
 

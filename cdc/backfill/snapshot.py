@@ -29,6 +29,7 @@ from psycopg import sql
 
 from cdc.backfill.plan import Plan, TablePlan
 from cdc.errors import CdcError, SourceMisconfigured, SourceUnavailable
+from cdc.events import MEMBER_TABLE
 from cdc.logs import fields
 from cdc.lsn import Lsn
 from cdc.settings import Settings
@@ -45,6 +46,33 @@ class Chunk:
     table: TablePlan
     columns: tuple[str, ...]
     rows: list[tuple[Any, ...]]
+
+
+def by_member(chunks: list[Chunk]) -> list[tuple[Chunk, tuple[Any, ...]]]:
+    """The rows of one member chunk, member by member: a comrade, then its child rows.
+
+    A consumer applies a member's rows together when they arrive together (one
+    read and one write of the member instead of one per row). Within a member
+    the order is the chunks' order (comrade, then each child table by key).
+    Rows of tables that are not member tables keep their order.
+    """
+    tagged: list[tuple[Any, int, Chunk, tuple[Any, ...]]] = []
+    for number, chunk in enumerate(chunks):
+        at = _member_column(chunk)
+        for values in chunk.rows:
+            tagged.append((None if at is None else values[at], number, chunk, values))
+    if all(t[0] is not None for t in tagged):
+        tagged.sort(key=lambda t: (t[0], t[1]))  # stable: key order within a table stays
+    return [(chunk, values) for _, _, chunk, values in tagged]
+
+
+def _member_column(chunk: Chunk) -> int | None:
+    """Where the comrade id is in a member table's rows; None for other tables."""
+    if chunk.table.name == MEMBER_TABLE:
+        return chunk.columns.index("id")
+    if chunk.table.is_member_child and "comrade_id" in chunk.columns:
+        return chunk.columns.index("comrade_id")
+    return None
 
 
 def create_slot_command(slot: str, server_version: int) -> str:

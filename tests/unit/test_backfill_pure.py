@@ -15,6 +15,7 @@ from cdc.backfill.orphans import Guard, document_version, is_orphan, threshold
 from cdc.backfill.plan import Plan, TablePlan, split_tables
 from cdc.backfill.progress import bar, eta_text
 from cdc.backfill.rows import json_row, json_value
+from cdc.backfill.snapshot import Chunk, by_member
 from cdc.backfill.wait import is_applied, is_stale_for_snapshot, part_versions
 from cdc.lsn import Lsn
 from cdc.pgoutput.values import (
@@ -203,3 +204,29 @@ def test_an_index_entry_newer_than_the_snapshot_is_left_alone() -> None:
                                 "email": "0000000000000900-0--000000001"})
     assert tombstoned(7, index_body("0202702149", moved), {"0101701239"}, Lsn(0x900),
                       None) is None
+
+
+# -- member order: a member's rows are published together ---------------------------------
+
+def _chunk(name: str, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> Chunk:
+    key = ("comrade_id",) if name == "membership_contactinfo" else ("id",)
+    return Chunk(TablePlan("public", name, key), columns, rows)
+
+
+def test_a_member_chunk_is_published_member_by_member_comrade_first() -> None:
+    comrades = _chunk("membership_comrade", ("id", "ssn"), [(1, "a"), (2, "b"), (3, "c")])
+    contacts = _chunk("membership_contactinfo", ("comrade_id", "phone"), [(1, "x"), (3, "y")])
+    emails = _chunk("communication_email", ("id", "comrade_id"), [(10, 3), (11, 1), (12, 3)])
+    order = [(c.table.name, v) for c, v in by_member([comrades, contacts, emails])]
+    assert order == [
+        ("membership_comrade", (1, "a")), ("membership_contactinfo", (1, "x")),
+        ("communication_email", (11, 1)),
+        ("membership_comrade", (2, "b")),
+        ("membership_comrade", (3, "c")), ("membership_contactinfo", (3, "y")),
+        ("communication_email", (10, 3)), ("communication_email", (12, 3)),
+    ]
+
+
+def test_rows_of_a_table_that_is_not_a_member_table_keep_their_key_order() -> None:
+    other = _chunk("shop_order", ("id", "comrade_id"), [(1, 9), (2, 3), (3, 5)])
+    assert [v for _, v in by_member([other])] == [(1, 9), (2, 3), (3, 5)]
