@@ -21,6 +21,7 @@ import platform
 import pstats
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -77,7 +78,10 @@ def snapshot_events(members: int) -> list[ChangeEvent]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=5000)
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="one worker in the main thread, under cProfile")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--max-messages", type=int, default=500)
     args = parser.parse_args()
     state = None
     if not (os.environ.get("PUBSUB_EMULATOR_HOST") and os.environ.get("FIRESTORE_EMULATOR_HOST")):
@@ -113,25 +117,58 @@ def run(args: argparse.Namespace) -> int:
                                                             settings.members_collection)))
     runner = SubscriberRunner(name="firestore", settings=settings,
                               subscription=settings.firestore_subscription, handler=handler,
-                              metrics_prefix="bench_members")
-    profiler = cProfile.Profile() if args.profile else None
-    done, idle = 0, 0
-    started = time.perf_counter()
-    if profiler:
-        profiler.enable()
-    while done < len(events) and idle < 3:
-        got = runner.run_once()
-        done += got
-        idle = 0 if got else idle + 1
-    elapsed = time.perf_counter() - started
-    if profiler:
-        profiler.disable()
-    runner.drain() if hasattr(runner, "drain") else None
-    print(f"consumed {done} of {len(events)} events in {elapsed:.1f}s: "
-          f"{done / elapsed:,.0f} events/s, {done / 4 / elapsed:,.0f} members/s")
-    if profiler:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+                              metrics_prefix="bench_members", workers=args.workers,
+                              max_messages=args.max_messages)
+    cpu = time.process_time()
+    elapsed = drain_profiled(runner, len(events)) if args.profile else drain(runner, len(events))
+    cpu = time.process_time() - cpu
+    done = settled(runner)
+    written = runner.registry.get_sample_value("bench_members_documents_written_total") or 0
+    batches = runner.registry.get_sample_value("bench_members_batches_total") or 0
+    print(f"consumed {done:,.0f} of {len(events):,} events in {elapsed:.1f}s: "
+          f"{done / elapsed:,.0f} events/s, {done / 4 / elapsed:,.0f} members/s "
+          f"({args.workers} workers, {batches:,.0f} batches, "
+          f"{written / args.members:.2f} member-document writes per member, "
+          f"consumer CPU {cpu:.1f}s)")
     return 0 if done >= len(events) else 1
+
+
+def settled(runner: SubscriberRunner) -> float:
+    value = runner.registry.get_sample_value("bench_members_messages_total", {"outcome": "done"})
+    return value or 0.0
+
+
+def drain(runner: SubscriberRunner, total: int) -> float:
+    """Run the runner on its threads until every event is settled; the seconds it took."""
+    thread = threading.Thread(target=runner.run, daemon=True)
+    started = time.perf_counter()
+    thread.start()
+    idle_since = time.perf_counter()
+    last = 0.0
+    while settled(runner) < total and time.perf_counter() - idle_since < 15:
+        time.sleep(0.02)
+        if settled(runner) != last:
+            last, idle_since = settled(runner), time.perf_counter()
+    elapsed = time.perf_counter() - started
+    runner.stop()
+    thread.join(60)
+    return elapsed
+
+
+def drain_profiled(runner: SubscriberRunner, total: int) -> float:
+    """One worker in this thread, under cProfile (where the wall time goes)."""
+    profiler = cProfile.Profile()
+    idle = 0
+    started = time.perf_counter()
+    profiler.enable()
+    while settled(runner) < total and idle < 3:
+        idle = 0 if runner.run_once() else idle + 1
+    profiler.disable()
+    elapsed = time.perf_counter() - started
+    runner.close()
+    pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    return elapsed
 
 
 if __name__ == "__main__":

@@ -9,21 +9,20 @@ INTERFACE CONTRACT (stable; consumers build on it):
   after it returns, ``retry`` ones are nacked (redelivered later), ``poison``
   ones are published to the dead-letter topic with the reason and then acked.
   Handlers must tolerate duplicate and out-of-order deliveries.
-* ``SubscriberRunner`` pulls batches (unary Pull; ordered subscriptions deliver
-  several messages per key in order), calls the handler, acks after commit,
-  runs until SIGTERM/SIGINT, serves /healthz and /metrics.
+* ``SubscriberRunner`` pulls ahead (unary Pull on a thread of its own, see
+  consumers/pulling.py), hands batches to ``workers`` handler threads, acks
+  after commit, runs until SIGTERM/SIGINT, serves /healthz and /metrics.
+  Handlers called by several workers must be thread-safe.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
 from google.api_core import exceptions as gexc
@@ -34,17 +33,10 @@ from cdc.google_errors import google_boundary
 from cdc.health import HealthServer
 from cdc.logs import fields
 from cdc.settings import Settings
+from consumers.delivery import Delivery
+from consumers.pulling import Prefetcher, delivery_of, raw
 
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    ack_id: str
-    message_id: str
-    data: bytes
-    attributes: dict[str, str]
-    ordering_key: str
-    delivery_attempt: int
-    publish_time: datetime | None
+__all__ = ["BatchHandler", "Delivery", "Outcome", "SubscriberRunner"]
 
 
 @dataclass
@@ -67,8 +59,8 @@ class BatchHandler(Protocol):
 log = logging.getLogger(__name__)
 
 ACK_CHUNK = 1000  # ack ids per Acknowledge / ModifyAckDeadline call
-LEASE_SECONDS = 60
 STALE_AFTER_SECONDS = 120.0  # /healthz fails when no loop turn finished for this long
+EMPTY_PULL_PAUSE = 0.05  # after a Pull that returned nothing at once
 
 
 class RunnerMetrics:
@@ -90,29 +82,21 @@ class RunnerMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=registry)
         self.last_batch = Gauge(f"{prefix}_last_batch_timestamp_seconds",
                                 "when the last batch was settled", registry=registry)
-
-
-def delivery_of(received: Any) -> Delivery:
-    """A Delivery from a ``ReceivedMessage`` of the Pull response."""
-    message = received.message
-    publish_time = message.publish_time if message.publish_time else None
-    return Delivery(ack_id=received.ack_id, message_id=message.message_id,
-                    data=bytes(message.data), attributes=dict(message.attributes),
-                    ordering_key=message.ordering_key,
-                    delivery_attempt=int(received.delivery_attempt or 0),
-                    publish_time=publish_time)
+        self.held = Gauge(f"{prefix}_messages_held", "messages pulled and not yet settled",
+                          registry=registry)
 
 
 class SubscriberRunner:
-    """Pull a batch, let the handler apply it, settle it; until SIGTERM/SIGINT.
+    """Pull ahead, let the handler apply batches, settle them; until SIGTERM/SIGINT.
 
-    One batch is in flight at a time (at most ``max_messages`` messages in
-    memory), so a backlog of any size is worked through in bounded memory.
+    At most ``max_messages`` messages go to one handler call, and the runner
+    holds at most ``max_messages * (workers + 1)`` at once, so a backlog of any
+    size is worked through in bounded memory.
     """
 
     def __init__(self, *, name: str, settings: Settings, subscription: str,
                  handler: BatchHandler, metrics_prefix: str, http_port: int | None = None,
-                 max_messages: int = 500, pull_timeout: float = 5.0,
+                 max_messages: int = 500, pull_timeout: float = 5.0, workers: int = 1,
                  max_backoff: float = 30.0, subscriber: Any = None, publisher: Any = None
                  ) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -123,6 +107,7 @@ class SubscriberRunner:
         self.handler = handler
         self.max_messages = max_messages
         self.pull_timeout = pull_timeout
+        self.workers = max(1, workers)
         self.max_backoff = max_backoff
         self.subscriber = subscriber or pubsub_v1.SubscriberClient()
         project = settings.require_project()
@@ -131,6 +116,9 @@ class SubscriberRunner:
         self.dead_letters = DeadLetterPublisher(settings, publisher)
         self.registry = CollectorRegistry()
         self.metrics = RunnerMetrics(metrics_prefix, self.registry)
+        self.metrics.held.set_function(lambda: self.prefetcher.held())
+        self.prefetcher = Prefetcher(self.pull, self._modify_ids,
+                                     limit=max_messages * (self.workers + 1), name=name)
         self.http_port = http_port
         self.health: HealthServer | None = None
         self._stop = threading.Event()
@@ -140,7 +128,7 @@ class SubscriberRunner:
 
     # -- lifecycle --------------------------------------------------------------
     def stop(self) -> None:
-        """Finish the batch in flight, settle it, then return from :meth:`run`."""
+        """Finish the batches in flight, settle them, then return from :meth:`run`."""
         self._stop.set()
 
     def run(self) -> int:
@@ -148,21 +136,35 @@ class SubscriberRunner:
         self._install_signals()
         if self.http_port is not None:
             self.health = HealthServer(self.http_port, self.check, self.registry).start()
-        log.info("consumer started", extra=fields(consumer=self.name,
+        log.info("consumer started", extra=fields(consumer=self.name, workers=self.workers,
                                                   subscription=self.subscription))
+        helpers = [threading.Thread(target=self._work, name=f"{self.name}-worker-{n}",
+                                    daemon=True) for n in range(1, self.workers)]
         try:
-            while not self._stop.is_set():
-                self._turn()
-        except PermanentError as exc:
-            self._failure = exc.one_line()
-            log.error("consumer stopped: cannot go on", extra=fields(
-                consumer=self.name, error=exc.one_line()))
-            return 1
+            for thread in helpers:
+                thread.start()
+            self._work()
+            for thread in helpers:
+                thread.join()
         finally:
+            self.close()
             if self.health is not None:
                 self.health.stop()
+        if self._failure:
+            log.error("consumer stopped: cannot go on", extra=fields(
+                consumer=self.name, error=self._failure))
+            return 1
         log.info("consumer stopped", extra=fields(consumer=self.name))
         return 0
+
+    def close(self) -> None:
+        """Stop pulling and hand back (nack) what was pulled and not handled."""
+        left = self.prefetcher.stop()
+        try:
+            self.nack(left)
+        except CdcError as exc:
+            log.warning("could not hand back pulled messages; they return after their "
+                        "ack deadline", extra=fields(consumer=self.name, error=exc.one_line()))
 
     def check(self) -> tuple[bool, str]:
         if self._failure:
@@ -177,6 +179,14 @@ class SubscriberRunner:
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop())
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._turn()
+            except PermanentError as exc:
+                self._failure = exc.one_line()
+                self._stop.set()
 
     def _turn(self) -> None:
         try:
@@ -194,14 +204,20 @@ class SubscriberRunner:
 
     # -- one batch -----------------------------------------------------------------
     def run_once(self) -> int:
-        """Pull, handle and settle one batch; the number of messages it had."""
-        batch = self.pull()
+        """Take, handle and settle one batch; the number of messages it had."""
+        batch = self.prefetcher.take(self.max_messages, self.pull_timeout)
         if not batch:
             return 0
+        try:
+            self._handle(batch)
+        finally:
+            self.prefetcher.release(batch)
+        return len(batch)
+
+    def _handle(self, batch: list[Delivery]) -> None:
         started = time.perf_counter()
         try:
-            with self._lease(batch):
-                outcome = self.handler.handle(batch)
+            outcome = self.handler.handle(batch)
         except CdcError:
             self.nack(batch)
             raise
@@ -210,13 +226,13 @@ class SubscriberRunner:
                           extra=fields(consumer=self.name, messages=len(batch)))
             self.nack(batch)
             self._sleep_backoff()
-            return len(batch)
+            return
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
         self.settle(outcome)
-        return len(batch)
 
-    def pull(self) -> list[Delivery]:
-        request = {"subscription": self.path, "max_messages": self.max_messages}
+    def pull(self, most: int) -> list[Delivery]:
+        """One Pull of up to ``most`` messages (called by the prefetch thread)."""
+        request = {"subscription": self.path, "max_messages": most}
         try:
             with google_boundary(f"pulling from {self.subscription}"):
                 response = self.subscriber.pull(request=request, timeout=self.pull_timeout)
@@ -224,7 +240,10 @@ class SubscriberRunner:
             if isinstance(exc.__cause__, gexc.DeadlineExceeded):
                 return []
             raise
-        return [delivery_of(r) for r in response.received_messages]
+        got = [delivery_of(r) for r in raw(response).received_messages]
+        if not got:
+            self._stop.wait(EMPTY_PULL_PAUSE)
+        return got
 
     def settle(self, outcome: Outcome) -> None:
         m = self.metrics
@@ -256,34 +275,13 @@ class SubscriberRunner:
                                                      "ack_ids": ids})
 
     def nack(self, deliveries: list[Delivery]) -> None:
-        self._modify(deliveries, 0)
+        self._modify_ids([d.ack_id for d in deliveries], 0)
 
-    def _modify(self, deliveries: list[Delivery], seconds: int) -> None:
-        for ids in _chunks([d.ack_id for d in deliveries]):
+    def _modify_ids(self, ack_ids: list[str], seconds: int) -> None:
+        for ids in _chunks(ack_ids):
             with google_boundary(f"modifying ack deadlines on {self.subscription}"):
                 self.subscriber.modify_ack_deadline(request={
                     "subscription": self.path, "ack_ids": ids, "ack_deadline_seconds": seconds})
-
-    @contextlib.contextmanager
-    def _lease(self, batch: list[Delivery]) -> Iterator[None]:
-        """Extend the ack deadline of a batch that takes long to handle."""
-        done = threading.Event()
-
-        def keep() -> None:
-            while not done.wait(LEASE_SECONDS / 3):
-                try:
-                    self._modify(batch, LEASE_SECONDS)
-                except CdcError as exc:
-                    log.warning("could not extend ack deadlines",
-                                extra=fields(error=exc.one_line()))
-
-        thread = threading.Thread(target=keep, name=f"{self.name}-lease", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
 
     def _sleep_backoff(self) -> None:
         self._backoff = min(self.max_backoff, max(0.5, self._backoff * 2))

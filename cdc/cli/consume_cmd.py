@@ -20,6 +20,12 @@ _BATCH = click.option(
     help="messages per pull: the most a consumer holds in memory at once")
 
 
+_WORKERS = click.option(
+    "--workers", envvar="CDC_WORKERS", type=click.IntRange(1, 32), default=4,
+    show_default=True, show_envvar=True,
+    help="batches applied at once (each is one read and one guarded write to Firestore)")
+
+
 @click.group()
 def consume() -> None:
     """Subscribers that apply change events to Firestore."""
@@ -29,7 +35,8 @@ def consume() -> None:
 @with_settings
 @_HTTP_PORT
 @_BATCH
-def firestore(settings: Settings, http_port: int, max_messages: int) -> None:
+@_WORKERS
+def firestore(settings: Settings, http_port: int, max_messages: int, workers: int) -> None:
     """Keep members/{kennitala} in step with the change stream."""
     from google.cloud import firestore as gfirestore
 
@@ -40,7 +47,7 @@ def firestore(settings: Settings, http_port: int, max_messages: int) -> None:
     client = gfirestore.Client(project=settings.require_project())
     handler = MembersHandler(MemberApplier(FirestoreBackend(client, settings.members_collection)))
     _run("firestore", settings, settings.firestore_subscription, handler, "cdc_members",
-         http_port, max_messages)
+         http_port, max_messages, workers)
 
 
 @consume.command()
@@ -59,8 +66,8 @@ def audit(settings: Settings, http_port: int, max_messages: int) -> None:
 
 
 def _run(name: str, settings: Settings, subscription: str, handler: BatchHandler,
-         prefix: str, http_port: int, max_messages: int) -> None:
+         prefix: str, http_port: int, max_messages: int, workers: int = 1) -> None:
     runner = SubscriberRunner(name=name, settings=settings, subscription=subscription,
                               handler=handler, metrics_prefix=prefix, http_port=http_port,
-                              max_messages=max_messages)
+                              max_messages=max_messages, workers=workers)
     sys.exit(runner.run())

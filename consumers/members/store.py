@@ -12,6 +12,7 @@ conflict, after which the batch is re-read and re-planned.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -114,28 +115,35 @@ class MemberApplier:
 
 
 class LruCache:
-    """A bounded map from document path to its last known :class:`Loaded`."""
+    """A bounded map from document path to its last known :class:`Loaded`.
+
+    Thread-safe: the runner's workers share one backend and its cache.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._items: OrderedDict[str, Loaded] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, path: str) -> Loaded | None:
-        item = self._items.get(path)
-        if item is not None:
-            self._items.move_to_end(path)
-        return item
+        with self._lock:
+            item = self._items.get(path)
+            if item is not None:
+                self._items.move_to_end(path)
+            return item
 
     def put(self, path: str, value: Loaded) -> None:
         if self.capacity <= 0:
             return
-        self._items[path] = value
-        self._items.move_to_end(path)
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[path] = value
+            self._items.move_to_end(path)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
 
     def drop(self, path: str) -> None:
-        self._items.pop(path, None)
+        with self._lock:
+            self._items.pop(path, None)
 
     def __len__(self) -> int:
         return len(self._items)

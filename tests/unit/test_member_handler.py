@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -99,6 +101,7 @@ def test_the_runner_acks_done_nacks_retry_and_dead_letters_poison_before_acking_
                               metrics_prefix="t", subscriber=sub, publisher=pub,
                               max_backoff=0.0)
     assert runner.run_once() == 3
+    runner.close()
     assert sub.acked == ["ack0", "ack2"] and sub.nacked == ["ack1"]
     [(topic, data, attrs)] = pub.published
     assert topic == "projects/p/topics/changes-dead-letter" and data == b"{}"
@@ -107,3 +110,32 @@ def test_the_runner_acks_done_nacks_retry_and_dead_letters_poison_before_acking_
     assert attrs["table"] == "membership_comrade" and attrs["original_ordering_key"] == "member-1"
     assert runner.registry.get_sample_value("t_dead_lettered_total") == 1
     assert runner.registry.get_sample_value("t_documents_written_total") == 1
+
+
+class AckAll:
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+
+    def handle(self, batch: list[Delivery]) -> Outcome:
+        self.threads.add(threading.current_thread().name)
+        time.sleep(0.01)
+        return Outcome(done=list(batch))
+
+
+def test_a_runner_with_several_workers_acks_every_message_once_and_stops_cleanly() -> None:
+    batches = [[delivery(b"{}", b * 10 + n) for n in range(10)] for b in range(20)]
+    sub, handler = FakeSubscriber(batches), AckAll()
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=handler,
+                              metrics_prefix="t", subscriber=sub, publisher=FakePublisher(),
+                              workers=3, max_messages=7, pull_timeout=0.2)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(sub.acked) < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert sorted(sub.acked) == sorted(f"ack{n}" for n in range(200))
+    assert len(handler.threads) > 1

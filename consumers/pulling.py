@@ -1,0 +1,207 @@
+"""Pulling ahead: a thread keeps the next messages ready while batches are handled.
+
+An ordered subscription hands out a key's next messages only once the ones
+outstanding are acked, so a consumer that pulls, handles and acks in turn
+leaves Pub/Sub idle while it works, and gets small batches (the emulator
+returns at most 100 messages a pull). The :class:`Prefetcher` pulls on its
+own thread until it holds ``limit`` messages; handlers :meth:`~Prefetcher.take`
+what is there (as many as they like, up to a batch) and
+:meth:`~Prefetcher.release` it once settled. It extends the ack deadline of
+everything it holds, queued or being handled, so a long batch or a long queue
+is never redelivered behind the consumer's back.
+
+Errors of the pull reach the taker: :meth:`~Prefetcher.take` raises them, so
+the runner's retry and stop rules apply as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from cdc.errors import CdcError
+from cdc.logs import fields
+from consumers.delivery import Delivery
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 60
+LEASE_EVERY = LEASE_SECONDS / 3
+PULL_MAX = 1000  # messages one Pull may return (Pub/Sub's own limit)
+
+Pull = Callable[[int], list[Delivery]]
+Extend = Callable[[list[str], int], None]
+
+
+def delivery_of(received: Any) -> Delivery:
+    """A Delivery from a raw ``ReceivedMessage`` (protobuf; proto-plus costs ~100 us each)."""
+    message = received.message
+    return Delivery(ack_id=received.ack_id, message_id=message.message_id,
+                    data=bytes(message.data), attributes=dict(message.attributes),
+                    ordering_key=message.ordering_key,
+                    delivery_attempt=int(received.delivery_attempt or 0),
+                    publish_time=_datetime(message.publish_time))
+
+
+def raw(response: Any) -> Any:
+    """The protobuf under a proto-plus response (or the object itself, for fakes)."""
+    pb = getattr(type(response), "pb", None)
+    return pb(response) if callable(pb) else response
+
+
+def _datetime(stamp: Any) -> datetime | None:
+    if stamp is None:
+        return None
+    if isinstance(stamp, datetime):
+        return stamp
+    if not (stamp.seconds or stamp.nanos):
+        return None
+    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=UTC)
+
+
+class Prefetcher:
+    """Holds at most ``limit`` pulled messages; one thread pulls and keeps leases."""
+
+    def __init__(self, pull: Pull, extend: Extend, limit: int, *, name: str = "pull",
+                 backoff: Callable[[float], float] | None = None) -> None:
+        self._pull = pull
+        self._extend = extend
+        self.limit = max(1, limit)
+        self.name = name
+        self._queue: deque[Delivery] = deque()
+        self._held: dict[str, float] = {}  # ack id -> when last leased
+        self._error: CdcError | None = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._backoff = backoff or _doubling
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> Prefetcher:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name=f"{self.name}-prefetch",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> list[Delivery]:
+        """Stop pulling; the messages still queued (for the caller to nack)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._cond:
+            left = list(self._queue)
+            self._queue.clear()
+            for d in left:
+                self._held.pop(d.ack_id, None)
+            return left
+
+    # -- the handlers' side --------------------------------------------------------
+    def take(self, most: int, wait: float) -> list[Delivery]:
+        """Up to ``most`` queued messages, waiting up to ``wait`` s for the first one."""
+        self.start()
+        deadline = time.monotonic() + wait
+        with self._cond:
+            while not self._queue and self._error is None and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return []
+                self._cond.wait(left)
+            if self._error is not None and not self._queue:
+                error, self._error = self._error, None
+                self._cond.notify_all()
+                raise error
+            count = min(most, len(self._queue))
+            return [self._queue.popleft() for _ in range(count)]
+
+    def release(self, deliveries: Iterable[Delivery]) -> None:
+        """These are settled (acked, nacked or dead-lettered): make room for more."""
+        with self._cond:
+            for d in deliveries:
+                self._held.pop(d.ack_id, None)
+            self._cond.notify_all()
+
+    def held(self) -> int:
+        with self._cond:
+            return len(self._held)
+
+    # -- the pulling thread ----------------------------------------------------------
+    def _loop(self) -> None:
+        delay = 0.0
+        while True:
+            room, due = self._wait_for_room()
+            self._renew(due)
+            if room is None:
+                return
+            if room == 0:
+                continue
+            try:
+                got = self._pull(min(room, PULL_MAX))
+            except CdcError as exc:
+                delay = self._backoff(delay)
+                self._fail(exc, delay)
+                continue
+            except Exception as exc:  # keep pulling: the taker reports what went wrong
+                delay = self._backoff(delay)
+                self._fail(CdcError(f"pull failed: {type(exc).__name__}: {exc}"), delay)
+                continue
+            delay = 0.0
+            self._add(got)
+
+    def _wait_for_room(self) -> tuple[int | None, list[str]]:
+        """(free places, leases due); (0, due) to renew first; (None, due) when stopping."""
+        with self._cond:
+            while True:
+                due = self._due()
+                if self._stopping:
+                    return None, due
+                if due:
+                    return 0, due
+                room = self.limit - len(self._held)
+                if room > 0 and self._error is None:
+                    return room, []
+                self._cond.wait(LEASE_EVERY / 4)
+
+    def _add(self, got: list[Delivery]) -> None:
+        now = time.monotonic()
+        with self._cond:
+            for d in got:
+                self._queue.append(d)
+                self._held[d.ack_id] = now
+            self._cond.notify_all()
+
+    def _fail(self, error: CdcError, delay: float) -> None:
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+            end = time.monotonic() + delay
+            while not self._stopping and (left := end - time.monotonic()) > 0:
+                self._cond.wait(left)
+
+    def _due(self) -> list[str]:
+        """Held messages last leased long ago, marked as leased now (under the lock)."""
+        now = time.monotonic()
+        due = [ack for ack, at in self._held.items() if now - at >= LEASE_EVERY]
+        for ack in due:
+            self._held[ack] = now
+        return due
+
+    def _renew(self, due: list[str]) -> None:
+        if not due:
+            return
+        try:
+            self._extend(due, LEASE_SECONDS)
+        except CdcError as exc:
+            log.warning("could not extend ack deadlines",
+                        extra=fields(consumer=self.name, error=exc.one_line()))
+
+
+def _doubling(previous: float) -> float:
+    return min(30.0, max(0.5, previous * 2))

@@ -1,0 +1,154 @@
+"""The prefetcher: pulls ahead within a bound, hands out batches, keeps leases."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from cdc.errors import SinkMisconfigured, SinkUnavailable
+from consumers import pulling
+from consumers.delivery import Delivery
+from consumers.pulling import Prefetcher, delivery_of
+
+
+def message(n: int) -> Delivery:
+    return Delivery(ack_id=f"ack{n}", message_id=str(n), data=b"{}", attributes={},
+                    ordering_key="member-1", delivery_attempt=1, publish_time=None)
+
+
+class Source:
+    """A subscription of ``total`` messages; records each pull's size."""
+
+    def __init__(self, total: int, errors: list[Exception] | None = None) -> None:
+        self.next = 0
+        self.total = total
+        self.asked: list[int] = []
+        self.errors = errors or []
+        self.extended: list[tuple[list[str], int]] = []
+
+    def pull(self, most: int) -> list[Delivery]:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.asked.append(most)
+        got = [message(n) for n in range(self.next, min(self.total, self.next + most))]
+        self.next += len(got)
+        if not got:
+            time.sleep(0.01)
+        return got
+
+    def extend(self, ack_ids: list[str], seconds: int) -> None:
+        self.extended.append((ack_ids, seconds))
+
+
+def eventually(check: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def test_the_prefetcher_never_holds_more_than_its_limit() -> None:
+    source = Source(total=100)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10).start()
+    try:
+        eventually(lambda: prefetch.held() == 10)
+        time.sleep(0.05)
+        assert source.next == 10 and prefetch.held() == 10
+        batch = prefetch.take(4, wait=1)
+        assert [d.message_id for d in batch] == ["0", "1", "2", "3"]
+        assert source.next == 10, "taken but unsettled messages still count"
+        prefetch.release(batch)
+        eventually(lambda: source.next == 14)
+    finally:
+        prefetch.stop()
+
+
+def test_take_waits_for_the_first_message_and_returns_empty_when_none_comes() -> None:
+    source = Source(total=0)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10)
+    started = time.monotonic()
+    assert prefetch.take(5, wait=0.1) == []
+    assert time.monotonic() - started >= 0.1
+    prefetch.stop()
+
+
+def test_stop_hands_back_what_was_pulled_and_not_taken() -> None:
+    source = Source(total=6)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10).start()
+    eventually(lambda: prefetch.held() == 6)
+    taken = prefetch.take(2, wait=1)
+    left = prefetch.stop()
+    assert [d.message_id for d in taken] == ["0", "1"]
+    assert [d.message_id for d in left] == ["2", "3", "4", "5"]
+
+
+def test_a_pull_error_reaches_the_taker_and_pulling_goes_on() -> None:
+    source = Source(total=3, errors=[SinkUnavailable("pubsub down")])
+    prefetch = Prefetcher(source.pull, source.extend, limit=10, backoff=lambda _: 0.01)
+    try:
+        with pytest.raises(SinkUnavailable):
+            prefetch.take(5, wait=2)
+        assert [d.message_id for d in prefetch.take(5, wait=2)] == ["0", "1", "2"]
+    finally:
+        prefetch.stop()
+
+
+def test_a_permanent_pull_error_is_raised_too() -> None:
+    source = Source(total=3, errors=[SinkMisconfigured("subscription not found")])
+    prefetch = Prefetcher(source.pull, source.extend, limit=10, backoff=lambda _: 0.01)
+    with pytest.raises(SinkMisconfigured):
+        prefetch.take(5, wait=2)
+    prefetch.stop()
+
+
+def test_held_messages_get_their_ack_deadline_extended(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pulling, "LEASE_EVERY", 0.05)
+    source = Source(total=3)
+    prefetch = Prefetcher(source.pull, source.extend, limit=3).start()
+    try:
+        batch = prefetch.take(3, wait=1)
+        eventually(lambda: len(source.extended) >= 2)
+        ids, seconds = source.extended[-1]
+        assert sorted(ids) == ["ack0", "ack1", "ack2"] and seconds == pulling.LEASE_SECONDS
+        prefetch.release(batch)
+        count = len(source.extended)
+        time.sleep(0.2)
+        assert all(ids == [] for ids, _ in source.extended[count + 1:])
+    finally:
+        prefetch.stop()
+
+
+def test_several_takers_share_the_messages_each_exactly_once() -> None:
+    source = Source(total=500)
+    prefetch = Prefetcher(source.pull, source.extend, limit=40).start()
+    seen: list[str] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        while (batch := prefetch.take(7, wait=0.3)):
+            with lock:
+                seen.extend(d.message_id for d in batch)
+            prefetch.release(batch)
+
+    workers = [threading.Thread(target=work) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    prefetch.stop()
+    assert sorted(seen, key=int) == [str(n) for n in range(500)]
+
+
+def test_a_raw_received_message_becomes_a_delivery() -> None:
+    stamp = SimpleNamespace(seconds=1_767_225_600, nanos=500_000_000)
+    received = SimpleNamespace(ack_id="a", delivery_attempt=2, message=SimpleNamespace(
+        message_id="9", data=b"x", attributes={"op": "c"}, ordering_key="member-3",
+        publish_time=stamp))
+    d = delivery_of(received)
+    assert (d.ack_id, d.message_id, d.data, d.attributes, d.ordering_key,
+            d.delivery_attempt) == ("a", "9", b"x", {"op": "c"}, "member-3", 2)
+    assert d.publish_time is not None and d.publish_time.isoformat() == \
+        "2026-01-01T00:00:00.500000+00:00"
