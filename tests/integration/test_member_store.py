@@ -25,7 +25,8 @@ def snapshot_of(*ids: int, lsn: int = 0x100, name: str = "Jón Jónsson") -> lis
 
 
 def names(db: firestore.Client, collection: str) -> dict[str, Any]:
-    return {s.id: (s.to_dict() or {})["profile"]["name"] for s in db.collection(collection).stream()}
+    docs = db.collection(collection).stream()
+    return {s.id: (s.to_dict() or {})["profile"]["name"] for s in docs}
 
 
 def test_after_many_absent_reads_the_store_writes_without_reading_and_stays_correct(
