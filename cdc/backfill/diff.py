@@ -18,10 +18,8 @@ from google.cloud import firestore
 
 from cdc.errors import PoisonEvent
 from cdc.events import ChangeEvent
-from cdc.google_errors import google_boundary
+from consumers.members import document_reads
 from consumers.members.mapping import MemberState, apply_change, part_changes, render
-
-BATCH = 500
 
 
 @dataclass
@@ -62,16 +60,17 @@ def compare(client: firestore.Client, collection: firestore.CollectionReference,
             wanted: dict[str, dict[str, Any]]) -> DiffCounts:
     """Count how the stored documents differ from ``wanted``."""
     counts = DiffCounts()
-    ids = list(wanted)
-    for start in range(0, len(ids), BATCH):
-        refs = [collection.document(i) for i in ids[start:start + BATCH]]
-        with google_boundary("reading member documents"):
-            stored = {s.id: s.to_dict() for s in client.get_all(refs) if s.exists}
-        for doc_id in ids[start:start + BATCH]:
-            if doc_id not in stored:
-                counts.created += 1
-            elif content(stored[doc_id]) == wanted[doc_id]:
-                counts.unchanged += 1
-            else:
-                counts.updated += 1
+    paths = [collection.document(i)._document_path for i in wanted]
+    for path, doc in document_reads.read(client, paths):
+        if doc is None:
+            counts.created += 1
+        elif stored_content(doc) == wanted[document_reads.doc_id(path)]:
+            counts.unchanged += 1
+        else:
+            counts.updated += 1
     return counts
+
+
+def stored_content(doc: Any) -> dict[str, Any]:
+    """A raw stored document's fields without ``_cdc``, as Python values."""
+    return {k: document_reads.decode_value(v) for k, v in doc.fields.items() if k != "_cdc"}

@@ -29,8 +29,8 @@ from cdc.errors import PermanentError
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
 from cdc.settings import Settings
+from consumers.members import document_reads
 
-BATCH = 500
 EXACT_EVERY_S = 10.0
 
 
@@ -127,19 +127,17 @@ class Waiter:
         return int(result[0][0].value)
 
     def _exact(self) -> None:
-        ids = sorted(self.pending)
+        paths = [self.collection.document(i)._document_path for i in sorted(self.pending)]
         absent: list[str] = []
-        for start in range(0, len(ids), BATCH):
-            refs = [self.collection.document(i) for i in ids[start:start + BATCH]]
-            with google_boundary("reading member documents"):
-                snaps = list(self.client.get_all(refs, field_paths=["_cdc"]))
-            for snap in snaps:
-                body = snap.to_dict() if snap.exists else None
-                if body is None:
-                    absent.append(snap.id)
-                elif is_applied(body, self.lsn):
-                    self.pending.discard(snap.id)
-                    self.report.stale += is_stale_for_snapshot(body, self.lsn)
+        for path, doc in document_reads.read(self.client, paths, ["_cdc"]):
+            kennitala = document_reads.doc_id(path)
+            if doc is None:
+                absent.append(kennitala)
+                continue
+            body = document_reads.decode_map(doc.fields)
+            if is_applied(body, self.lsn):
+                self.pending.discard(kennitala)
+                self.report.stale += is_stale_for_snapshot(body, self.lsn)
         if absent:
             existing = self.still_exists(absent)
             for kennitala in absent:

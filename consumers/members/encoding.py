@@ -27,12 +27,19 @@ def precondition(token: Any) -> Any:
 
 
 def timestamp(value: Any) -> Timestamp:
+    if isinstance(value, Timestamp):
+        return value
     if hasattr(value, "timestamp_pb"):
         ts: Timestamp = value.timestamp_pb()
         return ts
     ts = Timestamp()
     ts.FromDatetime(value)
     return ts
+
+
+def copy_timestamp(stamp: Any) -> Timestamp:
+    """A Timestamp of our own (one inside a response keeps the whole response alive)."""
+    return Timestamp(seconds=stamp.seconds, nanos=stamp.nanos)
 
 
 def replace(name: str, data: dict[str, Any], token: Any) -> Any:

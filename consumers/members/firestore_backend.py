@@ -8,7 +8,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from cdc.google_errors import google_boundary
-from consumers.members import encoding
+from consumers.members import document_reads, encoding
 from consumers.members.mapping import Row
 from consumers.members.plan import Writes
 from consumers.members.store import Loaded, LruCache, WriteConflict
@@ -17,7 +17,6 @@ ABSENT = Loaded(None, None)
 
 # what the planner needs of each document: index state, member owner and claim
 _FIELDS = ["kennitala", "state", "django_id", "_cdc.claim"]
-READ_CHUNK = 1000
 # documents found absent in a row before uncached ones are assumed absent (see AbsenceGuess)
 GUESS_AFTER = 200
 
@@ -73,7 +72,7 @@ class FirestoreBackend:
             dict[int, Loaded], dict[str, Loaded]]:
         index: dict[int, Loaded] = {}
         members: dict[str, Loaded] = {}
-        refs: list[Any] = []
+        refs: list[str] = []
         guess = self.guess.active()
         for cid in index_ids:
             hit = self.cache.get(self._index_path(cid))
@@ -83,7 +82,7 @@ class FirestoreBackend:
                 index[cid] = ABSENT
                 self.guess.guessed += 1
             else:
-                refs.append(self.index.document(str(cid)))
+                refs.append(self.index.document(str(cid))._document_path)
         for kennitala in member_ids:
             hit = self.cache.get(self._member_path(kennitala))
             if hit is not None:
@@ -92,25 +91,19 @@ class FirestoreBackend:
                 members[kennitala] = ABSENT
                 self.guess.guessed += 1
             else:
-                refs.append(self.members.document(kennitala))
-        for start in range(0, len(refs), READ_CHUNK):
-            self._read(refs[start:start + READ_CHUNK], index, members)
-        return index, members
-
-    def _read(self, refs: list[Any], index: dict[int, Loaded],
-              members: dict[str, Loaded]) -> None:
-        with google_boundary("reading member documents"):
-            snaps = list(self.client.get_all(refs, field_paths=_FIELDS))
-        for snap in snaps:
-            self.guess.saw(snap.exists)
-            data = snap.to_dict() if snap.exists else None
-            loaded = Loaded(data, snap.update_time if snap.exists else None)
-            if snap.reference.parent.id == self.index.id:
-                index[int(snap.id)] = loaded
-                self.cache.put(self._index_path(int(snap.id)), loaded)
+                refs.append(self.members.document(kennitala)._document_path)
+        for path, doc in document_reads.read(self.client, refs, _FIELDS):
+            self.guess.saw(doc is not None)
+            loaded = Loaded(None, None) if doc is None else Loaded(
+                document_reads.decode_map(doc.fields), encoding.copy_timestamp(doc.update_time))
+            collection, name = path.rsplit("/", 2)[-2:]
+            if collection == self.index.id:
+                index[int(name)] = loaded
+                self.cache.put(self._index_path(int(name)), loaded)
             else:
-                members[snap.id] = loaded
-                self.cache.put(self._member_path(snap.id), loaded)
+                members[name] = loaded
+                self.cache.put(self._member_path(name), loaded)
+        return index, members
 
     def commit(self, writes: Writes, index: dict[int, Loaded],
                members: dict[str, Loaded]) -> None:

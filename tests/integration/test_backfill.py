@@ -232,10 +232,10 @@ def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
     provision(settings)
     add_members(database_url, 0, 3000)
     store = StateStore(settings)
-    proc = spawn_cdc(settings, "backfill", "--chunk-size", "100")
+    proc = spawn_cdc(settings, "backfill", "--chunk-size", "10")  # many small chunks
     try:
         wait_for(lambda: bool(store.unfinished())
-                 and (store.unfinished()[0].checkpoint.last_comrade_id or 0) > 600,
+                 and (store.unfinished()[0].checkpoint.last_comrade_id or 0) > 300,
                  120, "a few acked chunks")
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -243,7 +243,9 @@ def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
     with psycopg.connect(database_url, autocommit=True) as conn:
         wait_for(lambda: conn.execute("SELECT count(*) FROM pg_replication_slots "
                                       "WHERE temporary").fetchone() == (0,), 30, "no temp slot")
-    checkpoint = store.unfinished()[0].checkpoint
+    unfinished = store.unfinished()
+    assert unfinished, "the backfill finished before it was killed"
+    checkpoint = unfinished[0].checkpoint
     assert checkpoint.next_seq > 0
 
     with running_consumer(settings):

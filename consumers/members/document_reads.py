@@ -1,0 +1,88 @@
+"""Batched Firestore reads as raw protobufs.
+
+``Client.get_all`` wraps every document in a ``DocumentSnapshot`` and decodes
+each value through proto-plus: about 250 us of client CPU per member
+document (measured on 20k documents, the emulator serving ~7k/s). These reads
+send the same ``BatchGetDocuments`` request through the client's own GAPIC
+method (credentials, retries, routing headers) and decode the few values the
+callers need with :func:`decode_map`. The counterpart of
+consumers/members/encoding.py, which builds the writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.cloud.firestore_v1.types import firestore as firestore_types
+
+from cdc.google_errors import google_boundary
+
+READ_CHUNK = 500
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_Request: Any = firestore_types.BatchGetDocumentsRequest.pb()
+_Response: Any = firestore_types.BatchGetDocumentsResponse
+
+
+def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
+         what: str = "reading member documents") -> Iterator[tuple[str, Any | None]]:
+    """(document path, raw ``Document`` or None when absent) for every path, any order.
+
+    ``paths`` are full document names (``DocumentReference._document_path``);
+    ``fields`` a projection (field paths), or None for whole documents.
+    """
+    for start in range(0, len(paths), READ_CHUNK):
+        request = _Request(database=client._database_string,
+                           documents=list(paths[start:start + READ_CHUNK]))
+        if fields is not None:
+            request.mask.field_paths.extend(fields)
+        with google_boundary(what):
+            responses = list(client._firestore_api.batch_get_documents(
+                request=request, metadata=client._rpc_metadata))
+        for response in responses:
+            pb = _Response.pb(response)
+            if pb.HasField("found"):
+                yield pb.found.name, pb.found
+            else:
+                yield pb.missing, None
+
+
+def doc_id(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def decode_map(fields: Any) -> dict[str, Any]:
+    """A Firestore map (``Document.fields`` or ``MapValue.fields``) as Python values."""
+    return {key: decode_value(value) for key, value in fields.items()}
+
+
+def decode_value(value: Any) -> Any:
+    kind = value.WhichOneof("value_type")
+    if kind == "string_value":
+        return value.string_value
+    if kind == "integer_value":
+        return value.integer_value
+    if kind == "boolean_value":
+        return value.boolean_value
+    if kind == "null_value" or kind is None:
+        return None
+    if kind == "map_value":
+        return decode_map(value.map_value.fields)
+    if kind == "timestamp_value":
+        return as_datetime(value.timestamp_value)
+    if kind == "double_value":
+        return value.double_value
+    if kind == "array_value":
+        return [decode_value(v) for v in value.array_value.values]
+    if kind == "bytes_value":
+        return bytes(value.bytes_value)
+    if kind == "reference_value":
+        return value.reference_value
+    raise TypeError(f"cannot decode a Firestore {kind}")
+
+
+def as_datetime(stamp: Any) -> datetime:
+    """A protobuf Timestamp as an aware UTC datetime (microseconds, as Firestore keeps)."""
+    return _EPOCH + timedelta(seconds=stamp.seconds, microseconds=stamp.nanos // 1000)
