@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
           f"cpus={os.cpu_count()}")
     tag = uuid.uuid4().hex[:8]
     settings = Settings(project=os.environ["GOOGLE_CLOUD_PROJECT"], topic=f"bench-{tag}",
+                        ordering_keys=int(os.environ.get("CDC_ORDERING_KEYS", "256")),
                         members_collection=f"bench-members-{tag}")
     PubSubAdmin(settings).ensure_all()
     events = snapshot_events(args.members)

@@ -18,7 +18,7 @@ from google.cloud import firestore
 
 from cdc.errors import PoisonEvent
 from cdc.events import ChangeEvent
-from consumers.members import document_reads
+from consumers.members import document_rpc
 from consumers.members.mapping import MemberState, apply_change, part_changes, render
 
 
@@ -61,10 +61,10 @@ def compare(client: firestore.Client, collection: firestore.CollectionReference,
     """Count how the stored documents differ from ``wanted``."""
     counts = DiffCounts()
     paths = [collection.document(i)._document_path for i in wanted]
-    for path, doc in document_reads.read(client, paths):
+    for path, doc in document_rpc.read(client, paths):
         if doc is None:
             counts.created += 1
-        elif stored_content(doc) == wanted[document_reads.doc_id(path)]:
+        elif stored_content(doc) == wanted[document_rpc.doc_id(path)]:
             counts.unchanged += 1
         else:
             counts.updated += 1
@@ -73,4 +73,4 @@ def compare(client: firestore.Client, collection: firestore.CollectionReference,
 
 def stored_content(doc: Any) -> dict[str, Any]:
     """A raw stored document's fields without ``_cdc``, as Python values."""
-    return {k: document_reads.decode_value(v) for k, v in doc.fields.items() if k != "_cdc"}
+    return {k: document_rpc.decode_value(v) for k, v in doc.fields.items() if k != "_cdc"}

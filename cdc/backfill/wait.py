@@ -29,7 +29,7 @@ from cdc.errors import PermanentError
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
 from cdc.settings import Settings
-from consumers.members import document_reads
+from consumers.members import document_rpc
 
 EXACT_EVERY_S = 10.0
 
@@ -129,12 +129,12 @@ class Waiter:
     def _exact(self) -> None:
         paths = [self.collection.document(i)._document_path for i in sorted(self.pending)]
         absent: list[str] = []
-        for path, doc in document_reads.read(self.client, paths, ["_cdc"]):
-            kennitala = document_reads.doc_id(path)
+        for path, doc in document_rpc.read(self.client, paths, ["_cdc"]):
+            kennitala = document_rpc.doc_id(path)
             if doc is None:
                 absent.append(kennitala)
                 continue
-            body = document_reads.decode_map(doc.fields)
+            body = document_rpc.decode_map(doc.fields)
             if is_applied(body, self.lsn):
                 self.pending.discard(kennitala)
                 self.report.stale += is_stale_for_snapshot(body, self.lsn)

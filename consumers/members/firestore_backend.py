@@ -8,7 +8,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from cdc.google_errors import google_boundary
-from consumers.members import document_reads, encoding
+from consumers.members import document_rpc, encoding
 from consumers.members.mapping import Row
 from consumers.members.plan import Writes
 from consumers.members.store import Loaded, LruCache, WriteConflict
@@ -92,10 +92,10 @@ class FirestoreBackend:
                 self.guess.guessed += 1
             else:
                 refs.append(self.members.document(kennitala)._document_path)
-        for path, doc in document_reads.read(self.client, refs, _FIELDS):
+        for path, doc in document_rpc.read(self.client, refs, _FIELDS):
             self.guess.saw(doc is not None)
             loaded = Loaded(None, None) if doc is None else Loaded(
-                document_reads.decode_map(doc.fields), encoding.copy_timestamp(doc.update_time))
+                document_rpc.decode_map(doc.fields), encoding.copy_timestamp(doc.update_time))
             collection, name = path.rsplit("/", 2)[-2:]
             if collection == self.index.id:
                 index[int(name)] = loaded
@@ -119,20 +119,17 @@ class FirestoreBackend:
             pbs.append(encoding.delete(name, token) if doc is None
                        else encoding.replace(name, doc, token))
             after.append((self._member_path(kennitala), _owner_fields(doc)))
-        batch = self.client.batch()
-        batch._add_write_pbs(pbs)  # raw protobufs: see consumers/members/encoding.py
         try:
             with google_boundary("writing member documents"):
                 try:
-                    results = batch.commit()
+                    times = document_rpc.commit(self.client, pbs)
                 except (gexc.FailedPrecondition, gexc.Aborted, gexc.AlreadyExists,
                         gexc.NotFound) as exc:
                     raise WriteConflict(str(exc)) from exc
         except WriteConflict:
             raise
-        for (path, data), result in zip(after, results, strict=True):
-            token = result.update_time if data is not None else None
-            self.cache.put(path, Loaded(data, token))
+        for (path, data), time in zip(after, times, strict=True):
+            self.cache.put(path, Loaded(data, time if data is not None else None))
 
     def forget(self, index_ids: set[int], member_ids: set[str]) -> None:
         self.guess.wrong()  # a conflict or an unknown outcome: read before writing again

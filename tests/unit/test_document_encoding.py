@@ -1,4 +1,4 @@
-"""Raw Firestore values: what encoding.py writes, document_reads.py reads back."""
+"""Raw Firestore values: what encoding.py writes, document_rpc.py reads back."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.members import document_reads, encoding
+from consumers.members import document_rpc, encoding
 from consumers.members.mapping import MemberState, apply_change, part_changes, render
 from tests.unit.member_fakes import comrade_row, event
 
@@ -28,7 +28,7 @@ def round_trip(data: dict[str, Any]) -> dict[str, Any]:
     doc = _Document(name="projects/p/databases/(default)/documents/members/1")
     encoding.fill_map(doc.fields, data)
     parsed = _Document.FromString(doc.SerializeToString())
-    return document_reads.decode_map(parsed.fields)
+    return document_rpc.decode_map(parsed.fields)
 
 
 @given(st.dictionaries(st.text(min_size=1, max_size=8), values, max_size=6))
@@ -36,7 +36,7 @@ def test_every_value_the_consumer_writes_reads_back_equal(data: dict[str, Any]) 
     assert round_trip(data) == data
 
 
-def test_a_rendered_member_document_reads_back_equal_including_old_birthdays() -> None:
+def test_a_rendered_member_document_rpc_back_equal_including_old_birthdays() -> None:
     state = MemberState()
     for change in part_changes(event("r", "membership_comrade",
                                      comrade_row(7, birthday="1931-02-03"))):
@@ -49,4 +49,4 @@ def test_a_rendered_member_document_reads_back_equal_including_old_birthdays() -
 
 
 def test_a_document_path_ends_in_its_id() -> None:
-    assert document_reads.doc_id("projects/p/databases/(default)/documents/members/0101") == "0101"
+    assert document_rpc.doc_id("projects/p/databases/(default)/documents/members/0101") == "0101"
