@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from cdc.backfill.diff import content_digest, stored_content
 from cdc.errors import PermanentError
 from cdc.google_errors import google_boundary
 from cdc.logs import fields, mask_kennitala
 from cdc.lsn import Lsn
+from consumers.members import document_rpc
 from consumers.members.firestore_backend import index_collection_name
 from consumers.members.mapping import absent_from_snapshot, apply_change
 from consumers.members.plan import index_body, state_of
@@ -96,19 +98,30 @@ class Guard:
 class OrphanScan:
     candidates: list[str]
     documents: int
+    digests: dict[str, bytes] = field(default_factory=dict)  # doc id -> content digest
 
 
-def scan(collection: firestore.CollectionReference, kennitalas: Collection[str],
-         lsn: Lsn) -> OrphanScan:
-    """Read every member document's id and ``_cdc.version`` (not the content)."""
-    candidates: list[str] = []
-    documents = 0
-    with google_boundary("listing member documents"):
-        for snap in collection.select(["_cdc.version"]).stream():
-            documents += 1
-            if is_orphan(snap.id, document_version(snap.to_dict()), kennitalas, lsn):
-                candidates.append(snap.id)
-    return OrphanScan(candidates, documents)
+def scan(client: firestore.Client, collection: firestore.CollectionReference,
+         kennitalas: Collection[str], lsn: Lsn, *, digests: bool = False) -> OrphanScan:
+    """Read every member document's id and ``_cdc.version``.
+
+    With ``digests``, whole documents are read and a digest of each one's
+    content kept (:func:`~cdc.backfill.diff.content_digest`), for the summary's
+    created/updated/unchanged counts.
+    """
+    out = OrphanScan([], 0)
+    wanted = None if digests else ["_cdc.version"]
+    for doc in document_rpc.list_documents(client, collection, wanted):
+        out.documents += 1
+        doc_id = document_rpc.doc_id(doc.name)
+        cdc = doc.fields.get("_cdc")
+        version = document_version(
+            {"_cdc": document_rpc.decode_value(cdc)} if cdc is not None else None)
+        if is_orphan(doc_id, version, kennitalas, lsn):
+            out.candidates.append(doc_id)
+        if digests:
+            out.digests[doc_id] = content_digest(stored_content(doc))
+    return out
 
 
 def delete(client: firestore.Client, collection: firestore.CollectionReference,

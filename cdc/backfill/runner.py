@@ -21,7 +21,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.backfill import orphans
 from cdc.backfill.deadletter import DeadLetters
-from cdc.backfill.diff import DiffCounts, compare, rendered_documents
+from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
 from cdc.backfill.kennitala import DUPLICATE, duplicated, kennitala_problem
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
@@ -210,7 +210,8 @@ class Backfill:
         state.rejected = [{"table": MEMBER_TABLE, "id": i, "reason": r}
                           for i, r in sorted(pre.rejected.items())][:1000]
         if plan.full and scan:
-            pre.orphans = orphans.scan(self.members, pre.kennitalas, reader.lsn)
+            pre.orphans = orphans.scan(self.client, self.members, pre.kennitalas, reader.lsn,
+                                       digests=self.options.compare or self.options.dry_run)
             guard = orphans.Guard(len(pre.orphans.candidates), pre.orphans.documents)
             if guard.trips and not self.options.allow_mass_delete and not self.options.dry_run:
                 raise guard.refusal(pre.members)
@@ -243,7 +244,7 @@ class Backfill:
             for chunks_done, (events, ckpt) in enumerate(self._chunks(reader, plan, state),
                                                          start=1):
                 if self.options.compare:
-                    self.diff.add(compare(self.client, self.members, rendered_documents(
+                    self.diff.add(self._compare(pre, rendered_documents(
                         e for e in events if e.op == "r" and e.comrade_id() not in pre.rejected)))
                     ckpt = replace(ckpt, created=self.diff.created, updated=self.diff.updated,
                                    unchanged=self.diff.unchanged)
@@ -347,6 +348,12 @@ class Backfill:
         return orphans.delete(self.client, self.members, pre.orphans.candidates,
                               pre.kennitalas, state.lsn, tables=state.tables)
 
+    def _compare(self, pre: Preflight, wanted: dict[str, dict[str, Any]]) -> DiffCounts:
+        """Against the orphan scan's digests (full resync), else a read per member."""
+        if pre.orphans is not None:
+            return count_against(pre.orphans.digests, wanted)
+        return compare(self.client, self.members, wanted)
+
     # -- dry run -------------------------------------------------------------------
     def _dry_run(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
                  pre: Preflight) -> Outcome:
@@ -354,7 +361,7 @@ class Backfill:
         for chunks_done, (last_id, chunks) in enumerate(
                 reader.member_chunks(plan, None), start=1):
             events = builder.events(chunks)
-            self.diff.add(compare(self.client, self.members, rendered_documents(
+            self.diff.add(self._compare(pre, rendered_documents(
                 e for e in events if e.comrade_id() not in pre.rejected)))
             self.progress.show(f"dry run: {chunks_done} chunks, up to comrade id {last_id}")
         self.progress.done()

@@ -28,6 +28,9 @@ _Request: Any = firestore_types.BatchGetDocumentsRequest.pb()
 _Response: Any = firestore_types.BatchGetDocumentsResponse
 _Commit: Any = firestore_types.CommitRequest.pb()
 _CommitResponse: Any = firestore_types.CommitResponse
+_Query: Any = firestore_types.RunQueryRequest.pb()
+_QueryResponse: Any = firestore_types.RunQueryResponse
+LIST_PAGE = 5000
 
 
 def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
@@ -51,6 +54,42 @@ def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
                 yield pb.found.name, pb.found
             else:
                 yield pb.missing, None
+
+
+def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = None,
+                   what: str = "listing member documents", page: int = LIST_PAGE
+                   ) -> Iterator[Any]:
+    """Every raw ``Document`` of ``collection`` (a CollectionReference), by name.
+
+    Pages of ``page`` documents, each query starting after the last name
+    seen, so no single stream has to outlive a deadline.
+    """
+    parent = collection._parent_info()[0]
+    after: str | None = None
+    while True:
+        request = _Query(parent=parent)
+        query = request.structured_query
+        query.from_.add(collection_id=collection.id)  # "from" in the wire format
+        query.order_by.add(field={"field_path": "__name__"}, direction=1)  # ascending
+        query.limit.value = page
+        if after is not None:
+            query.start_at.values.add(reference_value=after)
+            query.start_at.before = False
+        if fields is not None:
+            for path in fields or ["__name__"]:
+                query.select.fields.add(field_path=path)
+        with google_boundary(what):
+            responses = list(client._firestore_api.run_query(
+                request=request, metadata=client._rpc_metadata))
+        count = 0
+        for response in responses:
+            pb = _QueryResponse.pb(response)
+            if pb.HasField("document"):
+                count += 1
+                after = pb.document.name
+                yield pb.document
+        if count < page:
+            return
 
 
 def commit(client: Any, writes: Sequence[Any]) -> list[Timestamp]:

@@ -263,3 +263,23 @@ def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
         assert conn.execute("SELECT count(*) FROM pg_replication_slots "
                             "WHERE temporary").fetchone() == (0,)
     _ = time, pubsub_v1
+
+
+def test_a_second_resync_counts_created_updated_and_unchanged_documents(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    add_members(database_url, 0, 30)
+    with running_consumer(settings):
+        first = cdc(settings, "backfill", "--wait")
+        assert first.returncode == 0, first.stderr[-2000:]
+        members = firestore.Client(project=settings.require_project()).collection(
+            settings.members_collection)
+        members.document(kennitala(0)).update({"profile.name": "Edited by hand"})
+        with psycopg.connect(database_url) as conn:  # no reader runs: only a resync sees it
+            conn.execute("UPDATE membership_comrade SET name = 'Renamed' WHERE ssn = %s",
+                         (kennitala(1),))
+        add_members(database_url, 30, 1)
+        second = cdc(settings, "backfill", "--wait")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "summary: created 1, updated 2, unchanged 28, deleted 0" in second.stdout
+    wait_until_equal(settings, database_url, timeout=30)

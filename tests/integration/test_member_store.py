@@ -57,3 +57,20 @@ def test_after_many_absent_reads_the_store_writes_without_reading_and_stays_corr
     result = MemberApplier(again).apply(snapshot_of(35, lsn=0x150, name="Older"))
     assert len(result.stale) == 1
     assert names(db, settings.members_collection)[kennitala(35)] == "Jón Jónsson"
+
+
+def test_listing_a_collection_in_pages_returns_every_document_once(
+        services: Any, settings: Settings) -> None:
+    from consumers.members import document_rpc
+
+    db = firestore.Client(project=settings.project)
+    collection = db.collection(settings.members_collection)
+    batch = db.batch()
+    for n in range(7):
+        batch.set(collection.document(kennitala(n)), {"n": n, "_cdc": {"version": str(n)}})
+    batch.commit()
+    listed = list(document_rpc.list_documents(db, collection, ["_cdc.version"], page=3))
+    assert [document_rpc.doc_id(d.name) for d in listed] == sorted(kennitala(n) for n in range(7))
+    assert all(set(d.fields) == {"_cdc"} for d in listed)
+    whole = list(document_rpc.list_documents(db, collection, page=7))
+    assert sorted(document_rpc.decode_map(d.fields)["n"] for d in whole) == list(range(7))
