@@ -23,6 +23,7 @@ from cdc.backfill import orphans
 from cdc.backfill.deadletter import DeadLetters
 from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
 from cdc.backfill.kennitala import DUPLICATE, duplicated, kennitala_problem
+from cdc.backfill.pacing import Pacer, firestore_check
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.backfill.rows import json_row
@@ -69,6 +70,7 @@ class BackfillOptions:
     resume: bool = False
     allow_mass_delete: bool = False
     compare: bool = False  # count created/updated/unchanged (costs a read per document)
+    pace: bool = False  # publish at the pace the members consumer applies (--wait)
     chunk_size: int = DEFAULT_CHUNK
     stop_after_chunks: int | None = None  # tests: simulate a crash after N chunks
 
@@ -241,14 +243,19 @@ class Backfill:
         saved = state.checkpoint
         try:
             emitter = _Emitter(state, reader, pre, publisher, rejects)
+            pacer = self._pacer(reader, plan)
             for chunks_done, (events, ckpt) in enumerate(self._chunks(reader, plan, state),
                                                          start=1):
+                if pacer is not None:
+                    pacer.before_chunk()
                 if self.options.compare:
                     self.diff.add(self._compare(pre, rendered_documents(
                         e for e in events if e.op == "r" and e.comrade_id() not in pre.rejected)))
                     ckpt = replace(ckpt, created=self.diff.created, updated=self.diff.updated,
                                    unchanged=self.diff.unchanged)
                 emitter.emit(events)
+                if pacer is not None:
+                    pacer.after_chunk(_published_kennitalas(events, pre))
                 ckpt = replace(ckpt, next_seq=emitter.seq, events=emitter.published,
                                dead_lettered=emitter.dead_lettered)
                 publisher.mark(ckpt)
@@ -263,6 +270,12 @@ class Backfill:
             self.progress.done(self._line(state, state.checkpoint))
         finally:
             publisher.close()
+
+    def _pacer(self, reader: SnapshotReader, plan: Plan) -> Pacer | None:
+        """With --wait, a full member resync keeps pace with the consumer (pacing.py)."""
+        if not (self.options.pace and plan.publish_comrade):
+            return None
+        return Pacer(firestore_check(self.client, self.members, reader.lsn))
 
     def _chunks(self, reader: SnapshotReader, plan: Plan,
                 state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:
@@ -367,6 +380,18 @@ class Backfill:
         self.progress.done()
         would = len(pre.orphans.candidates) if pre.orphans else 0
         return Outcome(state, pre, self.diff, would_delete=would)
+
+
+def _published_kennitalas(events: list[ChangeEvent], pre: Preflight) -> list[str]:
+    """Kennitalas of the chunk's comrades that became documents, in publish order."""
+    out: list[str] = []
+    for event in events:
+        if event.table != MEMBER_TABLE or event.after is None:
+            continue
+        ssn = event.after.get("ssn")
+        if isinstance(ssn, str) and pre.member_ids.get(ssn) == event.comrade_id():
+            out.append(ssn)
+    return out
 
 
 def _bounded_publisher(settings: Settings) -> Publisher:

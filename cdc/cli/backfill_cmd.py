@@ -49,7 +49,7 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
         _wait_again(settings, store, stall_timeout)
         return
     options = BackfillOptions(where=where, dry_run=dry_run, resume=resume,
-                              allow_mass_delete=allow_mass_delete, compare=wait,
+                              allow_mass_delete=allow_mass_delete, compare=wait, pace=wait,
                               chunk_size=chunk_size, stop_after_chunks=stop_after_chunks)
     outcome = Backfill(settings, options, store=store).run()
     _print_run(settings, outcome)
