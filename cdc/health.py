@@ -8,6 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from cdc.errors import ConfigError
+
 # returns (healthy, one-line reason)
 HealthCheck = Callable[[], tuple[bool, str]]
 
@@ -18,7 +20,13 @@ class HealthServer:
     def __init__(self, port: int, check: HealthCheck, registry: CollectorRegistry = REGISTRY,
                  host: str = "0.0.0.0") -> None:
         handler = _handler(check, registry)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise ConfigError(f"cannot serve /healthz and /metrics on {host}:{port}: "
+                              f"{exc.strerror or exc}",
+                              hint="is another cdc process using the port? pick a free one "
+                                   "with --http-port (CDC_HTTP_PORT), or 0 for any") from exc
         self._thread = threading.Thread(target=self._server.serve_forever, name="http",
                                         daemon=True)
 

@@ -14,7 +14,7 @@ it selects the comrades, and the child tables follow them by ``comrade_id``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from psycopg import sql
@@ -22,6 +22,7 @@ from psycopg import sql
 from cdc.events import CHILD_TABLES, MEMBER_TABLE
 
 DEFAULT_CHUNK = 5000
+FIRST_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class Plan:
         """A resync of every member: only then may orphans be deleted."""
         return self.publish_comrade and self.where is None
 
-    def comrade_chunk(self, after: int | None) -> sql.Composed:
-        """Up to ``chunk_size`` comrades after id ``after``, in id order."""
+    def comrade_chunk(self, after: int | None, size: int | None = None) -> sql.Composed:
+        """Up to ``size`` (default ``chunk_size``) comrades after id ``after``, in id order."""
         clauses: list[sql.Composable] = []
         if after is not None:
             clauses.append(sql.SQL("id > {}").format(sql.Literal(after)))
@@ -75,7 +76,7 @@ class Plan:
         where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
         columns = sql.SQL("*") if self.publish_comrade else sql.SQL("id, ssn")
         return sql.SQL("SELECT {} FROM {}{} ORDER BY id LIMIT {}").format(
-            columns, self.comrade.identifier, where, sql.Literal(self.chunk_size))
+            columns, self.comrade.identifier, where, sql.Literal(size or self.chunk_size))
 
     def children_of(self, table: TablePlan) -> sql.Composed:
         """Rows of a child table that belong to the comrade ids in ``%s`` (a list)."""
@@ -90,6 +91,13 @@ class Plan:
                 _key_list(table.key), sql.SQL(", ").join(sql.Literal(v) for v in after))
         return sql.SQL("SELECT * FROM {}{} ORDER BY {} LIMIT {}").format(
             table.identifier, where, _key_list(table.key), sql.Literal(self.chunk_size))
+
+    def chunk_sizes(self) -> Iterator[int]:
+        """Member chunk sizes: small first, so consumers start early; then ``chunk_size``."""
+        size = min(FIRST_CHUNK, self.chunk_size)
+        while True:
+            yield size
+            size = min(size * 2, self.chunk_size)
 
     def comrade_count(self) -> sql.Composed:
         """How many comrades the backfill covers (for progress and the ETA)."""

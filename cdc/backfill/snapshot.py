@@ -148,8 +148,8 @@ class SnapshotReader:
 
     def member_chunks(self, plan: Plan, after: int | None) -> Iterator[tuple[int, list[Chunk]]]:
         """(last comrade id, chunks) per member chunk, from comrade id ``after`` on."""
-        while True:
-            columns, comrades = self.rows(plan.comrade_chunk(after))
+        for size in plan.chunk_sizes():
+            columns, comrades = self.rows(plan.comrade_chunk(after, size))
             if not comrades:
                 return
             id_at = columns.index("id")

@@ -230,3 +230,14 @@ def test_a_member_chunk_is_published_member_by_member_comrade_first() -> None:
 def test_rows_of_a_table_that_is_not_a_member_table_keep_their_key_order() -> None:
     other = _chunk("shop_order", ("id", "comrade_id"), [(1, 9), (2, 3), (3, 5)])
     assert [v for _, v in by_member([other])] == [(1, 9), (2, 3), (3, 5)]
+
+
+def test_member_chunks_start_small_and_double_up_to_the_chunk_size() -> None:
+    from itertools import islice
+
+    def plan(size: int) -> Plan:
+        return Plan(comrade=TablePlan("public", "membership_comrade", ("id",)),
+                    publish_comrade=True, children=(), others=(), where=None, chunk_size=size)
+
+    assert list(islice(plan(5000).chunk_sizes(), 6)) == [500, 1000, 2000, 4000, 5000, 5000]
+    assert list(islice(plan(10).chunk_sizes(), 3)) == [10, 10, 10]
