@@ -15,6 +15,13 @@ snapshot, as ``--wait`` checks them). It reads a few documents per check,
 nothing more. It only shapes the speed: when nothing moves for ``patience``
 seconds (no consumer running, say), it stops pacing and lets the wait that
 follows report the stall.
+
+Once the last members of the chunk after it are applied too, a chunk goes
+whole to ``on_chunk_applied``. (Members on other ordering keys lag behind the
+last ones: one chunk later nearly all are applied.) The backfill checks those
+members there and then, while the consumer works on the next chunks, instead
+of reading every document after the last one (11 s for 100k members on the
+emulator, with the machine otherwise idle).
 """
 
 from __future__ import annotations
@@ -36,57 +43,68 @@ POLL_S = 0.1
 PATIENCE_S = 30.0
 
 AppliedCheck = Callable[[Sequence[str]], int]  # kennitalas -> how many are applied
+ChunkApplied = Callable[[list[str]], None]  # a chunk's members, its last ones applied
 
 
 class Pacer:
     """Blocks :meth:`before_chunk` while ``window`` chunks wait to be applied."""
 
-    def __init__(self, applied: AppliedCheck, *, window: int = WINDOW,
-                 poll_s: float = POLL_S, patience_s: float = PATIENCE_S,
+    def __init__(self, applied: AppliedCheck, *, on_chunk_applied: ChunkApplied | None = None,
+                 window: int = WINDOW, poll_s: float = POLL_S, patience_s: float = PATIENCE_S,
                  clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.applied = applied
+        self.on_chunk_applied = on_chunk_applied
         self.window = window
         self.poll_s = poll_s
         self.patience_s = patience_s
         self.clock = clock
         self.sleep = sleep
         self.in_flight: deque[list[str]] = deque()
+        self.settled: list[str] = []  # the last chunk whose last members were applied
         self.waited_s = 0.0
         self.gave_up = False
 
     def before_chunk(self) -> None:
         """Wait until at most ``window - 1`` earlier chunks are unapplied."""
         while not self.gave_up and len(self.in_flight) >= self.window:
-            self._wait_for(self.in_flight[0])
-            self.in_flight.popleft()
+            chunk = self.in_flight.popleft()
+            if self._wait_for(chunk[-SENTINELS:]):
+                self._hand_over(chunk)
+
+    def _hand_over(self, chunk: list[str]) -> None:
+        """Hand over the chunk before this one: by now nearly all of it is applied."""
+        previous, self.settled = self.settled, chunk
+        if previous and self.on_chunk_applied is not None:
+            self.on_chunk_applied(previous)
 
     def after_chunk(self, kennitalas: Sequence[str]) -> None:
         """The chunk's members (in publish order) were handed to the publisher."""
         if kennitalas:
-            self.in_flight.append(list(kennitalas[-SENTINELS:]))
+            self.in_flight.append(list(kennitalas))
 
-    def _wait_for(self, sentinels: list[str]) -> None:
+    def _wait_for(self, sentinels: list[str]) -> bool:
+        """True once one of the sentinels is applied; False after giving up."""
         started = self.clock()
-        while self.applied(sentinels) == 0:
-            if self.clock() - started > self.patience_s:
-                self.gave_up = True
-                log.warning("the snapshot is not being applied; publishing the rest unpaced",
-                            extra=fields(waited_s=round(self.clock() - started, 1)))
-                break
-            self.sleep(self.poll_s)
-        self.waited_s += self.clock() - started
+        try:
+            while self.applied(sentinels) == 0:
+                if self.clock() - started > self.patience_s:
+                    self.gave_up = True
+                    log.warning("the snapshot is not being applied; publishing the rest unpaced",
+                                extra=fields(waited_s=round(self.clock() - started, 1)))
+                    return False
+                self.sleep(self.poll_s)
+            return True
+        finally:
+            self.waited_s += self.clock() - started
 
 
 def firestore_check(client: Any, collection: Any, lsn: Lsn) -> AppliedCheck:
     """How many of these member documents reflect a snapshot at ``lsn`` (raw reads)."""
-    from cdc.backfill.wait import is_applied
-    from consumers.members import document_rpc
+    from cdc.backfill.wait import check_members
 
     def applied(kennitalas: Sequence[str]) -> int:
-        paths = [collection.document(k)._document_path for k in kennitalas]
-        found = document_rpc.read(client, paths, ["_cdc"], what="checking the backfill's pace")
-        return sum(1 for _, doc in found
-                   if doc is not None and is_applied(document_rpc.decode_map(doc.fields), lsn))
+        return len(check_members(client, collection, kennitalas, lsn,
+                                 what="checking the backfill's pace").applied)
 
     return applied

@@ -36,6 +36,7 @@ from cdc.backfill.state import (
     Part,
     StateStore,
 )
+from cdc.backfill.wait import Verified, check_members
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
 from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.google_errors import google_boundary
@@ -92,6 +93,7 @@ class Outcome:
     diff: DiffCounts
     deleted: int = 0
     would_delete: int = 0
+    verified: Verified = field(default_factory=Verified)  # found applied while publishing
 
 
 class Interrupted(PermanentError):
@@ -113,6 +115,7 @@ class Backfill:
         self._dead_letters = dead_letters
         self.progress = progress or Progress()
         self.diff = DiffCounts()
+        self.verified = Verified()
         self._rows_at_start = 0
 
     # -- the run ---------------------------------------------------------------
@@ -140,8 +143,9 @@ class Backfill:
         self.store.save(state)
         log.info("backfill published", extra=fields(
             backfill=state.id, lsn=str(state.lsn), events=state.checkpoint.events,
-            dead_lettered=state.checkpoint.dead_lettered, orphans_deleted=deleted))
-        return Outcome(state, pre, self.diff, deleted=deleted)
+            dead_lettered=state.checkpoint.dead_lettered, orphans_deleted=deleted,
+            applied_while_publishing=len(self.verified.applied)))
+        return Outcome(state, pre, self.diff, deleted=deleted, verified=self.verified)
 
     def preflight_only(self) -> Preflight:
         """The scope of a fresh snapshot (``--resume --wait`` on a published backfill)."""
@@ -243,7 +247,7 @@ class Backfill:
         saved = state.checkpoint
         try:
             emitter = _Emitter(state, reader, pre, publisher, rejects)
-            pacer = self._pacer(reader, plan)
+            pacer = self._pacer(reader, plan, state)
             for chunks_done, (events, ckpt) in enumerate(self._chunks(reader, plan, state),
                                                          start=1):
                 if pacer is not None:
@@ -271,11 +275,18 @@ class Backfill:
         finally:
             publisher.close()
 
-    def _pacer(self, reader: SnapshotReader, plan: Plan) -> Pacer | None:
+    def _pacer(self, reader: SnapshotReader, plan: Plan, state: BackfillState) -> Pacer | None:
         """With --wait, a full member resync keeps pace with the consumer (pacing.py)."""
         if not (self.options.pace and plan.publish_comrade):
             return None
-        return Pacer(firestore_check(self.client, self.members, reader.lsn))
+
+        def verify(kennitalas: list[str]) -> None:
+            checked = check_members(self.client, self.members, kennitalas, state.first_lsn)
+            self.verified.applied |= checked.applied
+            self.verified.stale += checked.stale
+
+        return Pacer(firestore_check(self.client, self.members, reader.lsn),
+                     on_chunk_applied=verify)
 
     def _chunks(self, reader: SnapshotReader, plan: Plan,
                 state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:

@@ -16,7 +16,7 @@ from cdc.backfill.plan import Plan, TablePlan, split_tables
 from cdc.backfill.progress import bar, eta_text
 from cdc.backfill.rows import json_row, json_value
 from cdc.backfill.snapshot import Chunk, by_member
-from cdc.backfill.wait import is_applied, is_stale_for_snapshot, part_versions
+from cdc.backfill.wait import Verified, Waiter, is_applied, is_stale_for_snapshot, part_versions
 from cdc.lsn import Lsn
 from cdc.pgoutput.values import (
     BYTEA,
@@ -29,6 +29,7 @@ from cdc.pgoutput.values import (
     TIMESTAMPTZ,
     to_json_value,
 )
+from cdc.settings import Settings
 from tests.factories import kennitala
 
 L = Lsn.parse("16/B374D848")
@@ -241,3 +242,53 @@ def test_member_chunks_start_small_and_double_up_to_the_chunk_size() -> None:
 
     assert list(islice(plan(5000).chunk_sizes(), 6)) == [500, 1000, 2000, 4000, 5000, 5000]
     assert list(islice(plan(10).chunk_sizes(), 3)) == [10, 10, 10]
+
+
+class _NoFirestore:
+    def collection(self, name: str) -> object:
+        return name
+
+
+def test_the_wait_skips_members_the_pacer_already_found_applied() -> None:
+    verified = Verified(applied={"0101701234", "0202702345"}, stale=1)
+    waiter = Waiter(Settings(project="p"), _NoFirestore(), Lsn.parse("0/10"),  # type: ignore[arg-type]
+                    ["0101701234", "0202702345", "0303703456"], lambda _: set(),
+                    verified=verified)
+    assert waiter.pending == {"0303703456"}
+    assert waiter.expected == 3 and waiter.report.stale == 1
+
+
+class _CountingWaiter(Waiter):
+    counts = 0
+
+    def _count(self) -> int:
+        self.counts += 1
+        return len(self.pending)
+
+
+def _waiter_for(members: list[str], applied: set[str], monkeypatch: pytest.MonkeyPatch
+                ) -> _CountingWaiter:
+    from cdc.backfill import wait
+
+    def check(_c: object, _col: object, kennitalas: object, _lsn: Lsn) -> wait.Checked:
+        return wait.Checked(applied=set(kennitalas) & applied)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(wait, "check_members", check)
+    return _CountingWaiter(Settings(project="p"), _NoFirestore(), Lsn.parse("0/10"),  # type: ignore[arg-type]
+                           members, lambda _: set(), poll_s=0.0)
+
+
+def test_with_few_members_pending_the_wait_reads_them_and_never_counts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    members = [f"{i:010d}" for i in range(100)]
+    waiter = _waiter_for(members, set(members), monkeypatch)
+    report = waiter.wait(rows_read=400)
+    assert report.applied == 100 and waiter.counts == 0
+
+
+def test_with_many_members_pending_the_wait_counts_before_it_reads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    members = [f"{i:010d}" for i in range(5000)]
+    waiter = _waiter_for(members, set(members), monkeypatch)
+    report = waiter.wait(rows_read=20_000)
+    assert report.applied == 5000 and waiter.counts == 1
