@@ -30,7 +30,10 @@ _Commit: Any = firestore_types.CommitRequest.pb()
 _CommitResponse: Any = firestore_types.CommitResponse
 _Query: Any = firestore_types.RunQueryRequest.pb()
 _QueryResponse: Any = firestore_types.RunQueryResponse
-LIST_PAGE = 5000
+# The emulator answers a query that starts after a document in time growing with
+# the offset: listing 100k documents took 48 s in pages of 5,000, 24 s in pages of
+# 25,000, 14.5 s in one stream. A page streams, so its size costs no memory.
+LIST_PAGE = 50_000
 
 
 def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
@@ -62,7 +65,7 @@ def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = 
     """Every raw ``Document`` of ``collection`` (a CollectionReference), by name.
 
     Pages of ``page`` documents, each query starting after the last name
-    seen, so no single stream has to outlive a deadline.
+    seen, so no single stream has to outlive a deadline; each page streams.
     """
     parent = collection._parent_info()[0]
     after: str | None = None
@@ -78,16 +81,15 @@ def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = 
         if fields is not None:
             for path in fields or ["__name__"]:
                 query.select.fields.add(field_path=path)
-        with google_boundary(what):
-            responses = list(client._firestore_api.run_query(
-                request=request, metadata=client._rpc_metadata))
         count = 0
-        for response in responses:
-            pb = _QueryResponse.pb(response)
-            if pb.HasField("document"):
-                count += 1
-                after = pb.document.name
-                yield pb.document
+        with google_boundary(what):
+            for response in client._firestore_api.run_query(
+                    request=request, metadata=client._rpc_metadata):
+                pb = _QueryResponse.pb(response)
+                if pb.HasField("document"):
+                    count += 1
+                    after = pb.document.name
+                    yield pb.document
         if count < page:
             return
 
