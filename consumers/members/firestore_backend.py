@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
@@ -107,22 +105,24 @@ class FirestoreBackend:
 
     def commit(self, writes: Writes, index: dict[int, Loaded],
                members: dict[str, Loaded]) -> None:
-        pbs: list[Any] = []
+        request = document_rpc.commit_request(self.client)
         after: list[tuple[str, Row | None]] = []
         for cid, body in writes.index.items():
             name = self.index.document(str(cid))._document_path
-            pbs.append(encoding.replace(name, body, index[cid].token))
+            encoding.replace(request.writes.add(), name, body, index[cid].token)
             after.append((self._index_path(cid), body))
         for kennitala, doc in writes.members.items():
             name = self.members.document(kennitala)._document_path
             token = members[kennitala].token
-            pbs.append(encoding.delete(name, token) if doc is None
-                       else encoding.replace(name, doc, token))
+            if doc is None:
+                encoding.delete(request.writes.add(), name, token)
+            else:
+                encoding.replace(request.writes.add(), name, doc, token)
             after.append((self._member_path(kennitala), _owner_fields(doc)))
         try:
             with google_boundary("writing member documents"):
                 try:
-                    times = document_rpc.commit(self.client, pbs)
+                    times = document_rpc.commit(self.client, request)
                 except (gexc.FailedPrecondition, gexc.Aborted, gexc.AlreadyExists,
                         gexc.NotFound) as exc:
                     raise WriteConflict(str(exc)) from exc

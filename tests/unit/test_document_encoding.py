@@ -50,3 +50,23 @@ def test_a_rendered_member_document_rpc_back_equal_including_old_birthdays() -> 
 
 def test_a_document_path_ends_in_its_id() -> None:
     assert document_rpc.doc_id("projects/p/databases/(default)/documents/members/0101") == "0101"
+
+
+class _Client:
+    _database_string = "projects/p/databases/(default)"
+
+
+def test_writes_are_filled_in_place_with_their_preconditions() -> None:
+    name = "projects/p/databases/(default)/documents/members/0101701234"
+    seen = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    request = document_rpc.commit_request(_Client())
+    encoding.replace(request.writes.add(), name, {"kennitala": "0101701234"}, None)
+    encoding.replace(request.writes.add(), name, {"django_id": 7}, seen)
+    encoding.delete(request.writes.add(), name, seen)
+    create, update, remove = request.writes
+    assert create.update.name == name and not create.current_document.exists
+    assert create.current_document.HasField("exists")
+    assert document_rpc.decode_map(update.update.fields) == {"django_id": 7}
+    assert document_rpc.as_datetime(update.current_document.update_time) == seen
+    assert remove.delete == name
+    assert document_rpc.as_datetime(remove.current_document.update_time) == seen
