@@ -96,10 +96,10 @@ def is_stale_for_snapshot(body: dict[str, Any] | None, lsn: Lsn) -> bool:
 
 def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,
                   what: str = "checking applied member documents") -> Checked:
-    """Read ``_cdc`` of these member documents: which reflect the snapshot at ``lsn``."""
+    """Read ``_cdc.versions`` of these member documents: which reflect the snapshot at ``lsn``."""
     paths = [collection.document(k)._document_path for k in sorted(kennitalas)]
     checked = Checked()
-    for path, doc in document_rpc.read(client, paths, ["_cdc"], what=what):
+    for path, doc in document_rpc.read(client, paths, ["_cdc.versions"], what=what):
         kennitala = document_rpc.doc_id(path)
         if doc is None:
             checked.absent.append(kennitala)
