@@ -278,17 +278,10 @@ def _waiter_for(members: list[str], applied: set[str], monkeypatch: pytest.Monke
                            members, lambda _: set(), poll_s=0.0)
 
 
-def test_with_few_members_pending_the_wait_reads_them_and_never_counts(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    members = [f"{i:010d}" for i in range(100)]
+@pytest.mark.parametrize(("pending", "counts"), [(100, 0), (5000, 1)])
+def test_the_wait_counts_the_collection_only_while_many_members_are_pending(
+        pending: int, counts: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    members = [f"{i:010d}" for i in range(pending)]
     waiter = _waiter_for(members, set(members), monkeypatch)
-    report = waiter.wait(rows_read=400)
-    assert report.applied == 100 and waiter.counts == 0
-
-
-def test_with_many_members_pending_the_wait_counts_before_it_reads(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    members = [f"{i:010d}" for i in range(5000)]
-    waiter = _waiter_for(members, set(members), monkeypatch)
-    report = waiter.wait(rows_read=20_000)
-    assert report.applied == 5000 and waiter.counts == 1
+    report = waiter.wait(rows_read=4 * pending)
+    assert report.applied == pending and waiter.counts == counts
