@@ -84,6 +84,7 @@ class Preflight:
     member_ids: dict[str, int] = field(default_factory=dict)  # valid kennitala -> comrade id
     rejected: dict[int, str] = field(default_factory=dict)
     orphans: orphans.OrphanScan | None = None
+    listed: set[int] | None = None  # comrade ids whose kennitala has a document (full resync)
 
 
 @dataclass
@@ -253,8 +254,7 @@ class Backfill:
                 if pacer is not None:
                     pacer.before_chunk()
                 if self.options.compare:
-                    self.diff.add(self._compare(pre, rendered_documents(
-                        e for e in events if e.op == "r" and e.comrade_id() not in pre.rejected)))
+                    self.diff.add(self._compare(pre, events))
                     ckpt = replace(ckpt, created=self.diff.created, updated=self.diff.updated,
                                    unchanged=self.diff.unchanged)
                 emitter.emit(events)
@@ -372,11 +372,22 @@ class Backfill:
         return orphans.delete(self.client, self.members, pre.orphans.candidates,
                               pre.kennitalas, state.lsn, tables=state.tables)
 
-    def _compare(self, pre: Preflight, wanted: dict[str, dict[str, Any]]) -> DiffCounts:
-        """Against the orphan scan's digests (full resync), else a read per member."""
-        if pre.orphans is not None:
-            return count_against(pre.orphans.digests, wanted)
-        return compare(self.client, self.members, wanted)
+    def _compare(self, pre: Preflight, events: list[ChangeEvent]) -> DiffCounts:
+        """Against the orphan scan's digests (full resync), else a read per member.
+
+        A full resync renders only the members that have a document: the rest
+        are created (all of an initial load, which skips the rendering).
+        """
+        events = [e for e in events if e.op == "r" and e.comrade_id() not in pre.rejected]
+        if pre.orphans is None:
+            return compare(self.client, self.members, rendered_documents(events))
+        if pre.listed is None:
+            pre.listed = {cid for k, cid in pre.member_ids.items() if k in pre.orphans.digests}
+        new = {e.comrade_id() for e in events if e.table == MEMBER_TABLE} - pre.listed
+        counts = count_against(pre.orphans.digests, rendered_documents(
+            e for e in events if e.comrade_id() not in new))
+        counts.created += len(new)
+        return counts
 
     # -- dry run -------------------------------------------------------------------
     def _dry_run(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
@@ -385,8 +396,7 @@ class Backfill:
         for chunks_done, (last_id, chunks) in enumerate(
                 reader.member_chunks(plan, None), start=1):
             events = builder.events(chunks)
-            self.diff.add(self._compare(pre, rendered_documents(
-                e for e in events if e.comrade_id() not in pre.rejected)))
+            self.diff.add(self._compare(pre, events))
             self.progress.show(f"dry run: {chunks_done} chunks, up to comrade id {last_id}")
         self.progress.done()
         would = len(pre.orphans.candidates) if pre.orphans else 0
