@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cdc.backfill.wait import check_members
 from cdc.logs import fields
 from cdc.lsn import Lsn
 
@@ -101,8 +102,6 @@ class Pacer:
 
 def firestore_check(client: Any, collection: Any, lsn: Lsn) -> AppliedCheck:
     """How many of these member documents reflect a snapshot at ``lsn`` (raw reads)."""
-    from cdc.backfill.wait import check_members
-
     def applied(kennitalas: Sequence[str]) -> int:
         return len(check_members(client, collection, kennitalas, lsn,
                                  what="checking the backfill's pace").applied)

@@ -36,7 +36,7 @@ from cdc.backfill.state import (
     Part,
     StateStore,
 )
-from cdc.backfill.wait import Verified, check_members
+from cdc.backfill.wait import Checked, check_members
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
 from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.google_errors import google_boundary
@@ -84,7 +84,7 @@ class Preflight:
     member_ids: dict[str, int] = field(default_factory=dict)  # valid kennitala -> comrade id
     rejected: dict[int, str] = field(default_factory=dict)
     orphans: orphans.OrphanScan | None = None
-    listed: set[int] | None = None  # comrade ids whose kennitala has a document (full resync)
+    listed: set[int] = field(default_factory=set)  # comrade ids with a listed document
 
 
 @dataclass
@@ -94,7 +94,7 @@ class Outcome:
     diff: DiffCounts
     deleted: int = 0
     would_delete: int = 0
-    verified: Verified = field(default_factory=Verified)  # found applied while publishing
+    verified: Checked = field(default_factory=Checked)  # found applied while publishing
 
 
 class Interrupted(PermanentError):
@@ -116,7 +116,7 @@ class Backfill:
         self._dead_letters = dead_letters
         self.progress = progress or Progress()
         self.diff = DiffCounts()
-        self.verified = Verified()
+        self.verified = Checked()  # members the pacer found applied
         self._rows_at_start = 0
 
     # -- the run ---------------------------------------------------------------
@@ -219,6 +219,7 @@ class Backfill:
         if plan.full and scan:
             pre.orphans = orphans.scan(self.client, self.members, pre.kennitalas, reader.lsn,
                                        digests=self.options.compare or self.options.dry_run)
+            pre.listed = {cid for k, cid in pre.member_ids.items() if k in pre.orphans.digests}
             guard = orphans.Guard(len(pre.orphans.candidates), pre.orphans.documents)
             if guard.trips and not self.options.allow_mass_delete and not self.options.dry_run:
                 raise guard.refusal(pre.members)
@@ -381,8 +382,6 @@ class Backfill:
         events = [e for e in events if e.op == "r" and e.comrade_id() not in pre.rejected]
         if pre.orphans is None:
             return compare(self.client, self.members, rendered_documents(events))
-        if pre.listed is None:
-            pre.listed = {cid for k, cid in pre.member_ids.items() if k in pre.orphans.digests}
         new = {e.comrade_id() for e in events if e.table == MEMBER_TABLE} - pre.listed
         counts = count_against(pre.orphans.digests, rendered_documents(
             e for e in events if e.comrade_id() not in new))

@@ -52,16 +52,9 @@ class WaitReport:
 
 
 @dataclass
-class Verified:
-    """Members already found applied (by the pacer, while publishing): the wait skips them."""
-
-    applied: set[str] = field(default_factory=set)
-    stale: int = 0  # of those, superseded by a live change after the snapshot
-
-
-@dataclass
 class Checked:
-    """One exact check: members applied, how many of them stale, documents absent."""
+    """Exact checks of member documents: which are applied, how many of those are
+    stale (superseded by a live change after the snapshot), which are absent."""
 
     applied: set[str] = field(default_factory=set)
     stale: int = 0
@@ -121,7 +114,7 @@ class Waiter:
 
     def __init__(self, settings: Settings, client: firestore.Client, lsn: Lsn,
                  members: Iterable[str], still_exists: Callable[[list[str]], set[str]],
-                 *, verified: Verified | None = None, progress: Progress | None = None,
+                 *, verified: Checked | None = None, progress: Progress | None = None,
                  stall_s: float = 60.0, poll_s: float | None = None) -> None:
         self.settings = settings
         self.client = client

@@ -9,7 +9,7 @@ import click
 from cdc.backfill.plan import DEFAULT_CHUNK
 from cdc.backfill.runner import Backfill, BackfillOptions, Outcome
 from cdc.backfill.state import ABANDONED, PUBLISHED, BackfillState, StateStore
-from cdc.backfill.wait import Verified, Waiter, WaitReport
+from cdc.backfill.wait import Checked, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.errors import ConfigError
 from cdc.replication.client import connect
@@ -89,7 +89,7 @@ def _wait_again(settings: Settings, store: StateStore, stall_timeout: float) -> 
 
 def _waiter(settings: Settings, store: StateStore, state: BackfillState,
             member_ids: dict[str, int], stall_timeout: float,
-            verified: Verified | None = None) -> Waiter:
+            verified: Checked | None = None) -> Waiter:
     def still_exists(kennitalas: list[str]) -> set[str]:
         with connect(settings.require_database(), autocommit=True) as conn:
             rows = conn.execute("SELECT ssn FROM membership_comrade WHERE ssn = ANY(%s)",

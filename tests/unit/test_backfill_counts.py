@@ -35,7 +35,7 @@ def test_a_full_resync_renders_only_members_that_have_a_document(
     digests = {ssns[2]: content_digest(rendered[ssns[2]]),  # unchanged
                ssns[3]: b"other content digest"}            # updated
     pre = Preflight(member_ids={s: cid for cid, s in ssns.items()},
-                    orphans=OrphanScan([], 2, digests))
+                    orphans=OrphanScan([], 2, digests), listed={2, 3})
     seen: list[Any] = []
 
     def counting(events: Any) -> dict[str, dict[str, Any]]:

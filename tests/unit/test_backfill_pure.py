@@ -16,7 +16,7 @@ from cdc.backfill.plan import Plan, TablePlan, split_tables
 from cdc.backfill.progress import bar, eta_text
 from cdc.backfill.rows import json_row, json_value
 from cdc.backfill.snapshot import Chunk, by_member
-from cdc.backfill.wait import Verified, Waiter, is_applied, is_stale_for_snapshot, part_versions
+from cdc.backfill.wait import Checked, Waiter, is_applied, is_stale_for_snapshot, part_versions
 from cdc.lsn import Lsn
 from cdc.pgoutput.values import (
     BYTEA,
@@ -250,7 +250,7 @@ class _NoFirestore:
 
 
 def test_the_wait_skips_members_the_pacer_already_found_applied() -> None:
-    verified = Verified(applied={"0101701234", "0202702345"}, stale=1)
+    verified = Checked(applied={"0101701234", "0202702345"}, stale=1)
     waiter = Waiter(Settings(project="p"), _NoFirestore(), Lsn.parse("0/10"),  # type: ignore[arg-type]
                     ["0101701234", "0202702345", "0303703456"], lambda _: set(),
                     verified=verified)
