@@ -34,6 +34,13 @@ def cdc(settings: Settings, *args: str, timeout: float = 300) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def cdc_ok(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cdc <args>`` and insist that it succeeds (its stderr tail on failure)."""
+    done = cdc(settings, *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
 def rows_by_key(url: str) -> dict[tuple[str, Any], dict[str, Any]]:
     """Every row of the four tables as the events' JSON, by (table, primary key)."""
     out: dict[tuple[str, Any], dict[str, Any]] = {}
@@ -57,8 +64,7 @@ def test_an_initial_load_of_5000_members_publishes_every_row_and_builds_their_do
     provision(settings)
     add_members(database_url, 0, 5000)
     with running_consumer(settings):
-        done = cdc(settings, "backfill", "--wait")
-    assert done.returncode == 0, done.stderr[-2000:]
+        done = cdc_ok(settings, "backfill", "--wait")
     assert "summary: created 5,000, updated 0, unchanged 0, deleted 0" in done.stdout
     wait_until_equal(settings, database_url, timeout=30)
 
@@ -149,8 +155,7 @@ def test_orphans_are_deleted_and_a_document_written_after_the_snapshot_survives(
     members.document(fresh).set({"kennitala": fresh, "_cdc": {"version": "F" * 16 + "-1-0"}})
     members.document(kennitala(902)).set({"kennitala": kennitala(902)})  # hand-written
 
-    done = cdc(settings, "backfill")
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = cdc_ok(settings, "backfill")
     assert "deleted 2 orphan documents" in done.stdout
     remaining = set(stored_documents(settings))
     assert fresh in remaining and orphan not in remaining and kennitala(902) not in remaining
@@ -172,8 +177,7 @@ def test_the_mass_delete_guard_stops_before_publishing_and_allow_mass_delete_pas
     assert Collector(settings).quiet(2) == []
     assert len(stored_documents(settings)) == 10
 
-    allowed = cdc(settings, "backfill", "--allow-mass-delete")
-    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    cdc_ok(settings, "backfill", "--allow-mass-delete")
     assert stored_documents(settings) == {}
     assert len(Collector(settings).quiet(2)) == 20
 
@@ -181,8 +185,7 @@ def test_the_mass_delete_guard_stops_before_publishing_and_allow_mass_delete_pas
 def test_where_limits_the_resync_to_one_member(settings: Settings, database_url: str) -> None:
     provision(settings)
     ids = add_members(database_url, 0, 50)
-    done = cdc(settings, "backfill", "--where", f"ssn = '{kennitala(17)}'")
-    assert done.returncode == 0, done.stderr[-2000:]
+    cdc_ok(settings, "backfill", "--where", f"ssn = '{kennitala(17)}'")
     events = Collector(settings).quiet(2)
     assert sorted(e["table"] for e in events) == sorted(TABLES)
     assert {e["after"].get("comrade_id") or e["after"]["id"] for e in events} == {ids[17]}
@@ -209,8 +212,7 @@ def test_rows_that_cannot_become_documents_are_dead_lettered_and_the_rest_goes_t
     add_members(database_url, 0, 10)
     with psycopg.connect(database_url, autocommit=True) as conn:
         bad = insert_comrade(conn, 50, ssn="12345")
-    done = cdc(settings, "backfill")
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = cdc_ok(settings, "backfill")
     assert f"comrade id {bad}: invalid kennitala" in done.stdout
     assert len(Collector(settings).quiet(2)) == 40
     dead = Collector(settings, settings.dead_letter_subscription)
@@ -249,8 +251,7 @@ def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
     assert checkpoint.next_seq > 0
 
     with running_consumer(settings):
-        done = cdc(settings, "backfill", "--resume", "--wait")
-        assert done.returncode == 0, done.stderr[-2000:]
+        cdc_ok(settings, "backfill", "--resume", "--wait")
         wait_until_equal(settings, database_url, timeout=60)
     events = Collector(settings).quiet(3)
     assert {event_key(e) for e in events} == set(rows_by_key(database_url))
@@ -270,8 +271,7 @@ def test_a_second_resync_counts_created_updated_and_unchanged_documents(
     provision(settings)
     add_members(database_url, 0, 30)
     with running_consumer(settings):
-        first = cdc(settings, "backfill", "--wait")
-        assert first.returncode == 0, first.stderr[-2000:]
+        cdc_ok(settings, "backfill", "--wait")
         members = firestore.Client(project=settings.require_project()).collection(
             settings.members_collection)
         members.document(kennitala(0)).update({"profile.name": "Edited by hand"})
@@ -279,7 +279,6 @@ def test_a_second_resync_counts_created_updated_and_unchanged_documents(
             conn.execute("UPDATE membership_comrade SET name = 'Renamed' WHERE ssn = %s",
                          (kennitala(1),))
         add_members(database_url, 30, 1)
-        second = cdc(settings, "backfill", "--wait")
-    assert second.returncode == 0, second.stderr[-2000:]
+        second = cdc_ok(settings, "backfill", "--wait")
     assert "summary: created 1, updated 2, unchanged 28, deleted 0" in second.stdout
     wait_until_equal(settings, database_url, timeout=30)
