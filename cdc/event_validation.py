@@ -24,15 +24,13 @@ from typing import Any
 
 from cdc.events import OPS, ChangeEvent, json_schema
 
-SCHEMA_FINGERPRINT = "96a1cf0e8a6f2d4afade193269bbb3fa42301b9e1695acac5bca30ce5eb25053"
+SCHEMA_FINGERPRINT = "326212febceff9812b52fe0215a8441417ffd7968483cae6436d2e6668d6da79"
 
 _ID = re.compile(r"[0-9A-F]{16}-[0-9]{10}")
 _LSN = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 _REQUIRED = ("id", "op", "schema", "table", "key", "before", "after", "lsn", "seq", "xid",
              "commit_time")
-# optional properties the schema constrains: only None or an object is taken here
-_OPTIONAL_OBJECTS = ("snapshot",)
 # properties the schema constrains that this fast path leaves to the full check
 _UNSURE = ("unchanged_toast",)
 # op -> (before must be, after must be): dict, None, or "either"
@@ -81,9 +79,20 @@ def surely_valid(body: Any) -> bool:
         and type(body["key"]) is dict
         and _image(body["before"], before_rule) and _image(body["after"], after_rule)
         and _count(body["seq"]) and _count(body["xid"], nullable=True)
-        and all(body.get(name) is None or type(body[name]) is dict
-                for name in _OPTIONAL_OBJECTS)
+        and _snapshot(body.get("snapshot"))
     )
+
+
+def _snapshot(value: Any) -> bool:
+    """None, or an object whose ``children`` (when there) maps tables to arrays."""
+    if value is None:
+        return True
+    if type(value) is not dict:
+        return False
+    children = value.get("children")
+    if children is None:
+        return "children" not in value
+    return type(children) is dict and all(type(v) is list for v in children.values())
 
 
 def _text(value: Any, pattern: re.Pattern[str]) -> bool:

@@ -17,6 +17,14 @@ sort above the floor and restore the rows that still exist; rows the snapshot
 no longer has (a lost delete, a hand edit) stay deleted. Live changes rank
 above both. Floors only rise, so the result still does not depend on order.
 
+The comrade read also lists the member's child rows in the snapshot
+(``snapshot.children``). The state keeps that list as one more part, the
+*manifest* (last writer wins, by snapshot LSN), and the member is *settled* at
+``L`` once every listed row is at least ``(L, 0, 0)``: its snapshot read was
+applied, or a live change after the snapshot replaced or deleted it. The
+document says so in ``_cdc.settled``, which is what ``cdc backfill --wait``
+counts (:func:`settled_at`).
+
 See docs/firestore.md for the document layout and the rules.
 """
 
@@ -41,6 +49,7 @@ ADDRESS_TABLE = "membership_simpleaddress"
 EMAIL_TABLE = "communication_email"
 
 COMRADE, CONTACTINFO, ADDRESS, EMAIL = "comrade", "contactinfo", "address", "email"
+MANIFEST = "snapshot"  # the part that lists a comrade read's child rows
 PART_OF_TABLE = {
     MEMBER_TABLE: COMRADE,
     CONTACTINFO_TABLE: CONTACTINFO,
@@ -113,6 +122,7 @@ def part_changes(event: ChangeEvent, unchanged_toast: tuple[str, ...] = ()) -> l
         floor = floor_of(event)
         changes += [PartChange(new[0], child, None, floor, None, floor=True)
                     for child in cleared_parts(event.snapshot)]
+        changes.append(PartChange(new[0], MANIFEST, None, floor, manifest_of(event.snapshot)))
     if event.op == "u" and event.before is not None:
         old = _identity(part, event.before, {}, event, required=False)
         if old is not None and old != new:  # the row moved to another member (or its key changed)
@@ -146,6 +156,32 @@ def cleared_parts(snapshot: Row | None) -> tuple[str, ...]:
     names = {str(t).removeprefix("public.") for t in tables}
     return tuple(PART_OF_TABLE[t] for t in (CONTACTINFO_TABLE, ADDRESS_TABLE, EMAIL_TABLE)
                  if t in names)
+
+
+def manifest_of(snapshot: Row | None) -> Row:
+    """The child parts a comrade read says the snapshot holds, from ``snapshot.children``.
+
+    ``{"contactinfo": True, "address": True, "emails": [ids]}``, each key only
+    when the snapshot has such rows of the member. A read without ``children``
+    lists nothing (the member is settled once the comrade read is applied).
+    """
+    children = (snapshot or {}).get("children")
+    if children is None:
+        return {}
+    if not isinstance(children, dict):
+        raise PoisonEvent("snapshot.children is not an object")
+    listed = {PART_OF_TABLE.get(str(t).removeprefix("public.")): keys
+              for t, keys in children.items()}
+    out: Row = {}
+    for part in (CONTACTINFO, ADDRESS):
+        if listed.get(part):
+            out[part] = True
+    emails = listed.get(EMAIL) or []
+    if not isinstance(emails, list) or not all(_is_id(k) for k in emails):
+        raise PoisonEvent("snapshot.children of communication_email are not row ids")
+    if emails:
+        out["emails"] = sorted(emails)
+    return out
 
 
 def check_comrade_row(row: Row) -> None:
@@ -195,6 +231,7 @@ class MemberState:
     address: Part | None = None
     emails: dict[int, Part] = field(default_factory=dict)
     floors: dict[str, Version] = field(default_factory=dict)  # child part kind -> cleared below
+    snapshot: Part | None = None  # the newest comrade read's manifest (row: manifest_of)
 
     def get(self, part: str, item: int | None) -> Part | None:
         if part == EMAIL:
@@ -227,6 +264,8 @@ class MemberState:
         }
         if self.floors:
             body["floors"] = dict(sorted(self.floors.items()))
+        if self.snapshot is not None:
+            body[MANIFEST] = enc(self.snapshot)
         return body
 
     @classmethod
@@ -236,7 +275,7 @@ class MemberState:
         emails = {int(k): dec(v) for k, v in body.get("emails", {}).items()}
         return cls(dec(body.get(COMRADE)), dec(body.get(CONTACTINFO)), dec(body.get(ADDRESS)),
                    {k: v for k, v in emails.items() if v is not None},
-                   dict(body.get("floors", {})))
+                   dict(body.get("floors", {})), dec(body.get(MANIFEST)))
 
 
 def apply_change(state: MemberState, change: PartChange) -> bool:
@@ -322,8 +361,32 @@ def bookkeeping(comrade_id: int, state: MemberState) -> Row:
     if emails:
         parts["emails"] = emails
     newest = max([p.version for p in _all_parts(state)], default=None)
-    return {"comrade_id": comrade_id, "claim": parts[COMRADE], "versions": parts,
-            "version": newest}
+    body: Row = {"comrade_id": comrade_id, "claim": parts[COMRADE], "versions": parts,
+                 "version": newest}
+    settled = settled_at(state)
+    if settled is not None:
+        body["settled"] = settled
+    return body
+
+
+def settled_at(state: MemberState) -> str | None:
+    """The snapshot LSN (sortable hex) whose every listed row this state has applied.
+
+    A listed row counts once its part is at least ``(L, 0, 0)``: the snapshot
+    read itself, or a live change (or delete) after the snapshot. None while
+    some listed row is still older (not read yet, or only cleared to the floor).
+    """
+    manifest = state.snapshot
+    if manifest is None or manifest.row is None:
+        return None
+    lsn = manifest.version.split("-", 1)[0]
+    least = f"{lsn}-0-{0:010d}"
+    wanted = [state.comrade]
+    wanted += [state.get(p, None) for p in (CONTACTINFO, ADDRESS) if manifest.row.get(p)]
+    wanted += [state.emails.get(i) for i in manifest.row.get("emails", ())]
+    if all(p is not None and p.version >= least for p in wanted):
+        return lsn
+    return None
 
 
 def _all_parts(state: MemberState) -> list[Part]:

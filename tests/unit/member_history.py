@@ -67,12 +67,26 @@ class History:
         seq = 0
         for table in (COMRADE, CONTACT, ADDRESS, EMAIL):
             for row in self.tables[table].values():
+                snapshot: Row = {"id": "b", "tables": [COMRADE, CONTACT, ADDRESS, EMAIL]}
+                if table == COMRADE:
+                    snapshot["children"] = self.children(row["id"])
                 out.append(ChangeEvent(
                     op="r", schema="public", table=table, key={KEYS[table]: row[KEYS[table]]},
-                    before=None, after=dict(row), lsn=Lsn(self.lsn + 0x100), seq=seq, xid=None,
-                    commit_time="2026-01-01T12:00:00.000000Z",
-                    snapshot={"id": "b", "tables": [COMRADE, CONTACT, ADDRESS, EMAIL]}))
+                    before=None, after=dict(row), lsn=self.snapshot_lsn(), seq=seq, xid=None,
+                    commit_time="2026-01-01T12:00:00.000000Z", snapshot=snapshot))
                 seq += 1
+        return out
+
+    def snapshot_lsn(self) -> Lsn:
+        return Lsn(self.lsn + 0x100)
+
+    def children(self, cid: int) -> dict[str, list[int]]:
+        """A comrade read's ``snapshot.children``: its child rows' keys, by table."""
+        out: dict[str, list[int]] = {}
+        for table in (CONTACT, ADDRESS, EMAIL):
+            keys = [k for k, r in self.tables[table].items() if r["comrade_id"] == cid]
+            if keys:
+                out[table] = keys
         return out
 
     # -- operations addressed by small numbers (hypothesis draws them) -----------

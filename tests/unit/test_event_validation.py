@@ -32,7 +32,9 @@ def test_the_fast_schema_check_was_reviewed_against_the_current_schema() -> None
 def test_the_fast_schema_check_accepts_ordinary_events_of_every_op() -> None:
     bodies = [event("c", after=COMRADE), event("u", before=COMRADE, after=COMRADE),
               event("u", before=None, after=COMRADE), event("d", before=COMRADE),
-              event("t", key={}), event("r", after=COMRADE, snapshot={"id": "x"})]
+              event("t", key={}), event("r", after=COMRADE, snapshot={"id": "x"}),
+              event("r", after=COMRADE, snapshot={"id": "x", "children": {
+                  "communication_email": [3, 4], "membership_contactinfo": [7]}})]
     for ev in bodies:
         body = ev.to_dict()
         assert fast_schema.surely_valid(body), body["op"]
@@ -49,18 +51,23 @@ _anything = st.recursive(
     max_leaves=4)
 _fields = ["id", "op", "schema", "table", "key", "before", "after", "lsn", "seq", "xid",
            "commit_time", "snapshot", "unchanged_toast"]
+_snapshots = st.one_of(_anything, st.fixed_dictionaries({"children": _anything}),
+                       st.fixed_dictionaries({"id": _anything, "children": st.dictionaries(
+                           st.sampled_from(["communication_email", "a"]), _anything)}))
 
 
 @given(st.sampled_from(["c", "u", "d", "t", "r"]),
        st.dictionaries(st.sampled_from(_fields), _anything, max_size=4),
-       st.lists(st.sampled_from(_fields), max_size=2))
+       st.lists(st.sampled_from(_fields), max_size=2), _snapshots)
 def test_the_fast_schema_check_never_accepts_what_the_schema_rejects(
-        op: str, replaced: dict[str, Any], removed: list[str]) -> None:
+        op: str, replaced: dict[str, Any], removed: list[str], snapshot: Any) -> None:
     image = {"id": 1}
     body = event(op, before=image if op in "ud" else None,
                  after=image if op in "cur" else None,
                  key={} if op == "t" else {"id": 1}).to_dict()
     body.update(replaced)
+    if op == "r" and "snapshot" not in replaced:
+        body["snapshot"] = snapshot
     for name in removed:
         body.pop(name, None)
     if fast_schema.surely_valid(body):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from cdc.errors import PoisonEvent
 from cdc.events import ChangeEvent
+from cdc.lsn import Lsn
 from consumers.members.mapping import (
     MemberState,
     apply_change,
@@ -320,6 +321,61 @@ def test_the_clear_floor_sorts_between_older_events_and_the_snapshot_reads() -> 
     assert MemberState.from_json(state.to_json()) == state
 
 
+# -- a member is settled once every row its comrade read lists is applied ---------------
+
+def _listing(children: dict[str, list[int]], seq: int = 0, lsn: int = 0x900) -> ChangeEvent:
+    ev = event("r", C, comrade_row(7), lsn=lsn, seq=seq)
+    return ChangeEvent(**{**{s: getattr(ev, s) for s in ev.__slots__},
+                          "snapshot": {"id": "b1", "children": children}})
+
+
+def _settled_snapshot() -> list[ChangeEvent]:
+    addr = {"id": 5, "comrade_id": 7, "street_address": "Gata 1", "postal_code": "101",
+            "city": "R", "country": "IS", "raw_address": "", "address_id": None}
+    return [_listing({CI: [7], AD: [5], EM: [3, 4]}),
+            _snap(CI, _contact("c@x.is"), 1), _snap(AD, addr, 2),
+            _snap(EM, _email(3, "a@x.is", True), 3), _snap(EM, _email(4, "b@x.is", False), 4)]
+
+
+@pytest.mark.parametrize("order", [list(p) for p in itertools.permutations(range(5))][::7])
+def test_a_member_is_settled_only_once_every_child_row_its_comrade_read_lists_is_applied(
+        order: list[int]) -> None:
+    evs = _settled_snapshot()
+    backend = FakeBackend()
+    applier = MemberApplier(backend)
+    for n, i in enumerate(order, start=1):
+        applier.apply(changes([evs[i]]))
+        settled = backend.members.get(K1, {}).get("_cdc", {}).get("settled")
+        assert settled == (evs[0].lsn.sortable() if n == len(order) else None)
+
+
+def test_a_listed_row_deleted_live_after_the_snapshot_does_not_keep_the_member_unsettled(
+        ) -> None:
+    evs = _settled_snapshot()
+    gone = event("d", EM, None, _email(4, "b@x.is", False), lsn=0x950)
+    docs = _final([], [evs[:4], [gone]])
+    assert docs[K1]["_cdc"]["settled"] == evs[0].lsn.sortable()
+
+
+def test_a_comrade_read_that_lists_no_children_settles_the_member_at_once() -> None:
+    docs = _final([], [[_listing({})]])
+    assert docs[K1]["_cdc"]["settled"] == Lsn(0x900).sortable()
+    assert "settled" not in _final([], [[event("c", C, comrade_row(7))]])[K1]["_cdc"]
+
+
+def test_a_newer_snapshot_replaces_the_list_of_an_older_one_in_any_order() -> None:
+    older = _listing({EM: [3]}, lsn=0x900)
+    newer = _listing({}, lsn=0xA00)
+    for batches in ([[older], [newer]], [[newer], [older]]):
+        assert _final([], batches)[K1]["_cdc"]["settled"] == Lsn(0xA00).sortable()
+
+
+@pytest.mark.parametrize("children", [["x"], {EM: "3"}, {EM: ["3"]}])
+def test_a_malformed_list_of_children_is_poison(children: Any) -> None:
+    with pytest.raises(PoisonEvent, match=r"snapshot\.children"):
+        part_changes(_listing(children))
+
+
 # -- poison -------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("ev", "reason"), [
@@ -377,10 +433,12 @@ def test_any_order_with_duplicates_ends_in_the_same_documents_as_in_order_delive
     """Also with child deletes lost before the backfill: the snapshot removes those rows."""
     history = History(may_lose=snapshot_at < len(ops))
     backfill: list[ChangeEvent] = []
+    read_at, read_ids = "", set()
     for i, (kind, a, b) in enumerate(ops):
         if i == snapshot_at:
             history.commit()
             backfill = history.snapshot()
+            read_at, read_ids = history.snapshot_lsn().sortable(), set(history.live())
             history.may_lose = False
             history.commit()
         history.step(kind, a, b)
@@ -395,6 +453,10 @@ def test_any_order_with_duplicates_ends_in_the_same_documents_as_in_order_delive
 
     truth = _final([], [history.snapshot()]) if history.live() else {}
     assert _without_cdc(in_order) == _without_cdc(truth)
+    # the members the backfill read end settled at its snapshot, and only they
+    assert {d["django_id"]: d["_cdc"].get("settled") for d in in_order.values()} == {
+        d["django_id"]: read_at if d["django_id"] in read_ids else None
+        for d in in_order.values()}
 
 
 K1, K2 = "0101701239", "0202702149"
