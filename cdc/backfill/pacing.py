@@ -10,18 +10,16 @@ a few thousand - bench/README.md).
 
 The :class:`Pacer` keeps a bounded number of chunks in flight: before a
 chunk is published, the members at the end of the chunk ``window`` chunks
-back must be applied (their documents carry a version at or after the
-snapshot, as ``--wait`` checks them). It reads a few documents per check,
-nothing more. It only shapes the speed: when nothing moves for ``patience``
-seconds (no consumer running, say), it stops pacing and lets the wait that
-follows report the stall.
+back must be applied (their documents are settled at the snapshot, as
+``--wait`` checks them). It reads a few documents per check, nothing more. It
+only shapes the speed: when nothing moves for ``patience`` seconds (no
+consumer running, say), it stops pacing and lets the wait that follows report
+the stall.
 
-Once the last members of the chunk after it are applied too, a chunk goes
-whole to ``on_chunk_applied``. (Members on other ordering keys lag behind the
-last ones: one chunk later nearly all are applied.) The backfill checks those
-members there and then, while the consumer works on the next chunks, instead
-of reading every document after the last one (11 s for 100k members on the
-emulator, with the machine otherwise idle).
+After the last chunk, the wait follows the chunks still in flight the same
+way (:meth:`Pacer.step`), so it knows when the consumer has reached the end
+without reading every document (a read costs the Firestore emulator more than
+a write); it then checks every member with one count query (wait.py).
 """
 
 from __future__ import annotations
@@ -44,45 +42,48 @@ POLL_S = 0.1
 PATIENCE_S = 30.0
 
 AppliedCheck = Callable[[Sequence[str]], int]  # kennitalas -> how many are applied
-ChunkApplied = Callable[[list[str]], None]  # a chunk's members, its last ones applied
 
 
 class Pacer:
     """Blocks :meth:`before_chunk` while ``window`` chunks wait to be applied."""
 
-    def __init__(self, applied: AppliedCheck, *, on_chunk_applied: ChunkApplied | None = None,
-                 window: int = WINDOW, poll_s: float = POLL_S, patience_s: float = PATIENCE_S,
-                 clock: Callable[[], float] = time.monotonic,
+    def __init__(self, applied: AppliedCheck, *, window: int = WINDOW, poll_s: float = POLL_S,
+                 patience_s: float = PATIENCE_S, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.applied = applied
-        self.on_chunk_applied = on_chunk_applied
         self.window = window
         self.poll_s = poll_s
         self.patience_s = patience_s
         self.clock = clock
         self.sleep = sleep
         self.in_flight: deque[list[str]] = deque()
-        self.settled: list[str] = []  # the last chunk whose last members were applied
         self.waited_s = 0.0
         self.gave_up = False
 
     def before_chunk(self) -> None:
         """Wait until at most ``window - 1`` earlier chunks are unapplied."""
         while not self.gave_up and len(self.in_flight) >= self.window:
-            chunk = self.in_flight.popleft()
-            if self._wait_for(chunk[-SENTINELS:]):
-                self._hand_over(chunk)
-
-    def _hand_over(self, chunk: list[str]) -> None:
-        """Hand over the chunk before this one: by now nearly all of it is applied."""
-        previous, self.settled = self.settled, chunk
-        if previous and self.on_chunk_applied is not None:
-            self.on_chunk_applied(previous)
+            self._wait_for(self.in_flight.popleft()[-SENTINELS:])
 
     def after_chunk(self, kennitalas: Sequence[str]) -> None:
         """The chunk's members (in publish order) were handed to the publisher."""
         if kennitalas:
             self.in_flight.append(list(kennitalas))
+
+    def unapplied(self) -> int:
+        """Members of the chunks whose last members are not known to be applied yet."""
+        return sum(len(chunk) for chunk in self.in_flight)
+
+    def step(self) -> bool:
+        """One check of the oldest chunk in flight; True when its last members are applied.
+
+        The wait (wait.py) follows the last chunks this way, at its own pace and
+        with its own stall timeout, once everything is published.
+        """
+        if not self.in_flight or self.applied(self.in_flight[0][-SENTINELS:]) == 0:
+            return False
+        self.in_flight.popleft()
+        return True
 
     def _wait_for(self, sentinels: list[str]) -> bool:
         """True once one of the sentinels is applied; False after giving up."""

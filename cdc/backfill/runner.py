@@ -27,7 +27,7 @@ from cdc.backfill.pacing import Pacer, firestore_check
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.backfill.rows import json_row
-from cdc.backfill.snapshot import Chunk, SnapshotReader, by_member
+from cdc.backfill.snapshot import Chunk, SnapshotReader, by_member, children_of
 from cdc.backfill.state import (
     ABANDONED,
     PUBLISHED,
@@ -36,7 +36,6 @@ from cdc.backfill.state import (
     Part,
     StateStore,
 )
-from cdc.backfill.wait import Checked, check_members
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
 from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.google_errors import google_boundary
@@ -94,7 +93,7 @@ class Outcome:
     diff: DiffCounts
     deleted: int = 0
     would_delete: int = 0
-    verified: Checked = field(default_factory=Checked)  # found applied while publishing
+    pacer: Pacer | None = None  # its chunks still in flight: the wait follows them
 
 
 class Interrupted(PermanentError):
@@ -116,7 +115,7 @@ class Backfill:
         self._dead_letters = dead_letters
         self.progress = progress or Progress()
         self.diff = DiffCounts()
-        self.verified = Checked()  # members the pacer found applied
+        self.pacer: Pacer | None = None
         self._rows_at_start = 0
 
     # -- the run ---------------------------------------------------------------
@@ -145,8 +144,8 @@ class Backfill:
         log.info("backfill published", extra=fields(
             backfill=state.id, lsn=str(state.lsn), events=state.checkpoint.events,
             dead_lettered=state.checkpoint.dead_lettered, orphans_deleted=deleted,
-            applied_while_publishing=len(self.verified.applied)))
-        return Outcome(state, pre, self.diff, deleted=deleted, verified=self.verified)
+            members_in_flight=self.pacer.unapplied() if self.pacer else None))
+        return Outcome(state, pre, self.diff, deleted=deleted, pacer=self.pacer)
 
     def preflight_only(self) -> Preflight:
         """The scope of a fresh snapshot (``--resume --wait`` on a published backfill)."""
@@ -249,7 +248,7 @@ class Backfill:
         saved = state.checkpoint
         try:
             emitter = _Emitter(state, reader, pre, publisher, rejects)
-            pacer = self._pacer(reader, plan, state)
+            pacer = self.pacer = self._pacer(reader, plan)
             for chunks_done, (events, ckpt) in enumerate(self._chunks(reader, plan, state),
                                                          start=1):
                 if pacer is not None:
@@ -276,18 +275,11 @@ class Backfill:
         finally:
             publisher.close()
 
-    def _pacer(self, reader: SnapshotReader, plan: Plan, state: BackfillState) -> Pacer | None:
+    def _pacer(self, reader: SnapshotReader, plan: Plan) -> Pacer | None:
         """With --wait, a full member resync keeps pace with the consumer (pacing.py)."""
         if not (self.options.pace and plan.publish_comrade):
             return None
-
-        def verify(kennitalas: list[str]) -> None:
-            checked = check_members(self.client, self.members, kennitalas, state.first_lsn)
-            self.verified.applied |= checked.applied
-            self.verified.stale += checked.stale
-
-        return Pacer(firestore_check(self.client, self.members, reader.lsn),
-                     on_chunk_applied=verify)
+        return Pacer(firestore_check(self.client, self.members, reader.lsn))
 
     def _chunks(self, reader: SnapshotReader, plan: Plan,
                 state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:
@@ -430,14 +422,18 @@ class _EventBuilder:
 
     def events(self, chunks: list[Chunk]) -> list[ChangeEvent]:
         out: list[ChangeEvent] = []
+        children = children_of(chunks)
         for chunk, values in by_member(chunks):
             table = chunk.table
             row = json_row(chunk.columns, values)
             key = {k: row[k] for k in table.key}
+            snapshot = self.snapshot
+            if table.name == MEMBER_TABLE:
+                snapshot = {**snapshot, "children": children.get(row["id"], {})}
             out.append(ChangeEvent(
                 op="r", schema=table.schema, table=table.name, key=key, before=None,
                 after=row, lsn=self.lsn, seq=self.seq, xid=None,
-                commit_time=self.commit_time, snapshot=self.snapshot))
+                commit_time=self.commit_time, snapshot=snapshot))
             self.seq += 1
         return out
 

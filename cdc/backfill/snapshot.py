@@ -66,6 +66,25 @@ def by_member(chunks: list[Chunk]) -> list[tuple[Chunk, tuple[Any, ...]]]:
     return [(chunk, values) for _, _, chunk, values in tagged]
 
 
+def children_of(chunks: list[Chunk]) -> dict[int, dict[str, list[Any]]]:
+    """comrade id -> {child table: primary keys of its rows in these chunks}.
+
+    A comrade read carries its member's entry as ``snapshot.children``: the
+    consumer then knows which child reads must follow before the member is
+    settled (docs/events.md). A chunk holds every child row of its comrades.
+    """
+    out: dict[int, dict[str, list[Any]]] = {}
+    for chunk in chunks:
+        at = _member_column(chunk)
+        if at is None or chunk.table.name == MEMBER_TABLE:
+            continue
+        keys = [chunk.columns.index(k) for k in chunk.table.key]
+        for values in chunk.rows:
+            key = values[keys[0]] if len(keys) == 1 else [values[i] for i in keys]
+            out.setdefault(values[at], {}).setdefault(chunk.table.name, []).append(key)
+    return out
+
+
 def _member_column(chunk: Chunk) -> int | None:
     """Where the comrade id is in a member table's rows; None for other tables."""
     if chunk.table.name == MEMBER_TABLE:

@@ -1,34 +1,40 @@
 """``cdc backfill --wait``: watch Firestore until the documents reflect the snapshot.
 
-A member of the snapshot at LSN ``L`` (after a ``--resume``, the first run's
-snapshot: every part of the resync is at least that new) is *applied* when
-its document exists and every part version in ``_cdc.versions`` is at least
-``(L, 0, 0)`` - each row of the member was written by the snapshot or by a
-live change after it - or when the document is absent and no comrade
-carries that kennitala any more (deleted or moved after the snapshot).
+A member of a snapshot at LSN ``L`` (after a ``--resume``, the first run's
+snapshot: later runs read at ``L2 > L``) is *applied* when its document is
+settled at a snapshot at least that new, ``_cdc.settled >= L``. The Firestore
+consumer sets ``settled`` once it has applied the member's comrade read and
+every child row that read lists (``snapshot.children``), each by its snapshot
+read or by a live change after the snapshot (consumers/members/mapping.py).
+A member is also done when its document is absent and no comrade carries that
+kennitala any more (deleted or moved after the snapshot).
 
-While many members are pending, progress uses a count query (documents
-whose newest version is at least ``(L, 0, 0)``); the exact per-member check
-runs when that count stops moving or reaches the target, and afterwards only
-on the members still pending. A count costs the server the whole collection
-(1.8 s for 100k documents on the emulator), a read only the pending
-documents: once at most a fifth of the members (or 500) are pending, the
-wait reads them instead of counting. Members the pacer already found applied
-while publishing (pacing.py) are not pending. If nothing moves for
-``stall_s`` seconds, the wait fails and says how to start a consumer; it
-never hangs.
+How the wait looks, cheapest first (on the emulator a document read costs
+more than a write; a count query about 15 us per document of the collection):
+
+1. With pacing, it follows the chunks still in flight by their last three
+   members (:meth:`~cdc.backfill.pacing.Pacer.step`) until the consumer has
+   reached the end of the snapshot;
+2. then counts the settled documents: once the count reaches the members, all
+   are applied. While many members are pending, progress polls the count;
+3. when the count stops moving short of that (members deleted after the
+   snapshot, or a stuck consumer), it reads the pending members' documents to
+   find which ones, and asks Postgres about the absent ones. At most
+   ``FEW_PENDING`` pending members are always read, not counted.
+
+If nothing moves for ``stall_s`` seconds, the wait fails and says how to start
+a consumer; it never hangs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from google.cloud import firestore
 
-from cdc.backfill.orphans import threshold
 from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.errors import PermanentError
 from cdc.google_errors import google_boundary
@@ -36,12 +42,21 @@ from cdc.lsn import Lsn
 from cdc.settings import Settings
 from consumers.members import document_rpc
 
-EXACT_EVERY_S = 10.0
 FEW_PENDING = 500  # documents: fewer are read, not counted
+STILL_COUNTS = 2  # count polls without movement before the pending members are read
+SENTINEL_POLL_S = 0.1
+SENTINEL_PATIENCE_S = 5.0  # then count instead (the sentinels may have been deleted)
 
 
 class NothingApplied(PermanentError):
     """No consumer applied the snapshot within the stall timeout."""
+
+
+class Sentinels(Protocol):
+    """The pacer's chunks still in flight (cdc/backfill/pacing.py)."""
+
+    def unapplied(self) -> int: ...
+    def step(self) -> bool: ...
 
 
 @dataclass
@@ -61,38 +76,33 @@ class Checked:
     absent: list[str] = field(default_factory=list)
 
 
-def part_versions(cdc: dict[str, Any] | None) -> list[str]:
-    """Every version in a document's ``_cdc.versions`` (emails flattened)."""
-    versions = (cdc or {}).get("versions")
-    if not isinstance(versions, dict):
-        return []
-    out: list[str] = []
-    for value in versions.values():
-        if isinstance(value, str):
-            out.append(value)
-        elif isinstance(value, dict):
-            out.extend(v for v in value.values() if isinstance(v, str))
-    return out
+def settled_lsn(body: dict[str, Any] | None) -> str | None:
+    """``_cdc.settled``: the snapshot (sortable LSN) the document fully reflects."""
+    cdc = (body or {}).get("_cdc")
+    value = cdc.get("settled") if isinstance(cdc, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def is_applied(body: dict[str, Any] | None, lsn: Lsn) -> bool:
-    versions = part_versions((body or {}).get("_cdc"))
-    return bool(versions) and min(versions) >= threshold(lsn)
+    settled = settled_lsn(body)
+    return settled is not None and settled >= lsn.sortable()
 
 
-def is_stale_for_snapshot(body: dict[str, Any] | None, lsn: Lsn) -> bool:
-    """The comrade row was changed by the live stream after the snapshot."""
+def is_stale_for_snapshot(body: dict[str, Any] | None) -> bool:
+    """The comrade row was changed by the live stream after the snapshot that settled it."""
+    settled = settled_lsn(body)
     versions = ((body or {}).get("_cdc") or {}).get("versions") or {}
     comrade = versions.get("comrade") if isinstance(versions, dict) else None
-    return isinstance(comrade, str) and comrade >= f"{lsn.sortable()}-1"
+    return settled is not None and isinstance(comrade, str) and comrade >= f"{settled}-1"
 
 
 def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,
                   what: str = "checking applied member documents") -> Checked:
-    """Read ``_cdc.versions`` of these member documents: which reflect the snapshot at ``lsn``."""
+    """Read ``_cdc`` of these member documents: which reflect the snapshot at ``lsn``."""
     paths = [collection.document(k)._document_path for k in sorted(kennitalas)]
     checked = Checked()
-    for path, doc in document_rpc.read(client, paths, ["_cdc.versions"], what=what):
+    for path, doc in document_rpc.read(client, paths, ["_cdc.settled", "_cdc.versions.comrade"],
+                                       what=what):
         kennitala = document_rpc.doc_id(path)
         if doc is None:
             checked.absent.append(kennitala)
@@ -100,38 +110,64 @@ def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: 
         body = document_rpc.decode_map(doc.fields)
         if is_applied(body, lsn):
             checked.applied.add(kennitala)
-            checked.stale += is_stale_for_snapshot(body, lsn)
+            checked.stale += is_stale_for_snapshot(body)
     return checked
 
 
+def count(query: Any, what: str) -> int:
+    with google_boundary(what):
+        result: Any = query.count().get()
+    return int(result[0][0].value)
+
+
+def settled_query(collection: Any, lsn: Lsn) -> Any:
+    return collection.where(filter=firestore.FieldFilter("_cdc.settled", ">=", lsn.sortable()))
+
+
+def stale_query(collection: Any, part: Lsn) -> Any:
+    """Members settled by the snapshot at ``part`` whose comrade changed after it.
+
+    Production Firestore needs the composite index of firestore.indexes.json.
+    """
+    at = part.sortable()
+    return (collection.where(filter=firestore.FieldFilter("_cdc.settled", "==", at))
+            .where(filter=firestore.FieldFilter("_cdc.versions.comrade", ">=", f"{at}-1")))
+
+
 def poll_interval(members: int) -> float:
-    """Seconds between polls: a count query costs the server about 15 us per document."""
+    """Seconds between count polls: a count costs the server about 15 us per document."""
     return min(2.0, max(0.25, members / 50_000))
 
 
 class Waiter:
-    """Polls Firestore for one backfill; ``still_exists`` asks Postgres about kennitalas."""
+    """Polls Firestore for one backfill; ``still_exists`` asks Postgres about kennitalas.
+
+    ``parts`` are the snapshot LSNs of the backfill's runs (``lsn`` is the first).
+    """
 
     def __init__(self, settings: Settings, client: firestore.Client, lsn: Lsn,
                  members: Iterable[str], still_exists: Callable[[list[str]], set[str]],
-                 *, verified: Checked | None = None, progress: Progress | None = None,
-                 stall_s: float = 60.0, poll_s: float | None = None) -> None:
+                 *, parts: Sequence[Lsn] = (), sentinels: Sentinels | None = None,
+                 progress: Progress | None = None, stall_s: float = 60.0,
+                 poll_s: float | None = None) -> None:
         self.settings = settings
         self.client = client
         self.collection = client.collection(settings.members_collection)
         self.lsn = lsn
+        self.parts = list(parts) or [lsn]
         self.pending = set(members)
         self.expected = len(self.pending)
+        self.gone = 0  # absent, and no comrade has the kennitala any more
         self.still_exists = still_exists
+        self.sentinels = sentinels
         self.progress = progress or Progress()
         self.stall_s = stall_s
         self.poll_s = poll_s if poll_s is not None else poll_interval(self.expected)
         self.report = WaitReport()
-        self._last_count = -1
-        self._last_exact = 0.0
-        if verified is not None:
-            self.report.stale = verified.stale
-            self.pending -= verified.applied
+        self._count = -1
+        self._still = 0
+        self._counted_all = False
+        self._sentinel_moved = time.monotonic()
 
     def wait(self, rows_read: int) -> WaitReport:
         started = last_move = time.monotonic()
@@ -141,6 +177,8 @@ class Waiter:
             applied = self._applied()
             self._show(rows_read, applied, started)
             if not self.pending:
+                if self._counted_all:
+                    self.report.stale = self._count_stale()
                 self.progress.done(self._line(rows_read, self.expected, started))
                 self.report.applied = self.expected
                 return self.report
@@ -151,41 +189,40 @@ class Waiter:
 
     def _poll(self) -> bool:
         """One look at Firestore; True when something moved since the last one."""
+        if self._following_sentinels():
+            moved = self.sentinels is not None and self.sentinels.step()
+            if moved:
+                self._sentinel_moved = time.monotonic()
+            return moved
+        if self._few_pending():
+            return self._exact()
+        return self._poll_count()
+
+    def _following_sentinels(self) -> bool:
+        if self.sentinels is None or not self.sentinels.unapplied():
+            return False
+        if time.monotonic() - self._sentinel_moved <= SENTINEL_PATIENCE_S:
+            return True
+        self.sentinels = None  # the last members may be gone: count instead
+        return False
+
+    def _poll_count(self) -> bool:
+        counted = count(settled_query(self.collection, self.lsn),
+                        "counting applied member documents")
+        moved = counted != self._count
+        self._count = counted
+        if counted >= self.expected - self.gone:
+            self.pending.clear()
+            self._counted_all = True
+            return True
+        self._still = 0 if moved else self._still + 1
+        if self._still >= STILL_COUNTS:
+            self._still = 0
+            return self._exact() or moved
+        return moved
+
+    def _exact(self) -> bool:
         before = len(self.pending)
-        if self._few_pending():
-            self._exact()
-            return len(self.pending) != before
-        count = self._count()
-        moved = self._last_count >= 0 and count != self._last_count
-        if self.pending and (count >= self.expected or count == self._last_count
-                             or time.monotonic() - self._last_exact > EXACT_EVERY_S):
-            self._exact()
-        self._last_count = count
-        return moved or len(self.pending) != before
-
-    def _few_pending(self) -> bool:
-        """Reading the pending documents is cheaper than counting the whole collection."""
-        return len(self.pending) <= max(FEW_PENDING, self.expected // 5)
-
-    def _interval(self) -> float:
-        if self._few_pending():
-            return min(self.poll_s, max(0.25, len(self.pending) / 5000))
-        return self.poll_s
-
-    def _applied(self) -> int:
-        if self._last_exact:
-            return self.expected - len(self.pending)
-        return min(max(self._last_count, 0), self.expected)
-
-    def _count(self) -> int:
-        query = self.collection.where(
-            filter=firestore.FieldFilter("_cdc.version", ">=", threshold(self.lsn)))
-        with google_boundary("counting applied member documents"):
-            result: Any = query.count().get()  # type: ignore[call-arg]
-        return int(result[0][0].value)
-
-    def _exact(self) -> None:
-        self._last_exact = time.monotonic()
         checked = check_members(self.client, self.collection, self.pending, self.lsn)
         self.pending -= checked.applied
         self.report.stale += checked.stale
@@ -194,7 +231,29 @@ class Waiter:
             for kennitala in checked.absent:
                 if kennitala not in existing:
                     self.pending.discard(kennitala)  # deleted or moved after the snapshot
+                    self.gone += 1
         self.report.pending = sorted(self.pending)[:20]
+        return len(self.pending) != before
+
+    def _count_stale(self) -> int:
+        return sum(count(stale_query(self.collection, part), "counting superseded members")
+                   for part in self.parts)
+
+    def _few_pending(self) -> bool:
+        return len(self.pending) <= FEW_PENDING
+
+    def _interval(self) -> float:
+        if self.sentinels is not None and self.sentinels.unapplied():
+            return SENTINEL_POLL_S
+        if self._few_pending():
+            return min(self.poll_s, max(0.25, len(self.pending) / 5000))
+        return self.poll_s
+
+    def _applied(self) -> int:
+        if self.sentinels is not None and self.sentinels.unapplied():
+            return self.expected - min(self.expected, self.sentinels.unapplied())
+        return self.expected - len(self.pending) if self._count < 0 else max(
+            self.expected - len(self.pending), min(self._count, self.expected))
 
     def _show(self, rows_read: int, applied: int, started: float) -> None:
         self.progress.show(self._line(rows_read, applied, started))

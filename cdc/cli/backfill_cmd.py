@@ -9,9 +9,10 @@ import click
 from cdc.backfill.plan import DEFAULT_CHUNK
 from cdc.backfill.runner import Backfill, BackfillOptions, Outcome
 from cdc.backfill.state import ABANDONED, PUBLISHED, BackfillState, StateStore
-from cdc.backfill.wait import Checked, Waiter, WaitReport
+from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.errors import ConfigError
+from cdc.lsn import Lsn
 from cdc.replication.client import connect
 from cdc.settings import Settings
 
@@ -56,7 +57,7 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
     if dry_run or not wait:
         return
     report = _waiter(settings, store, outcome.state, outcome.preflight.member_ids,
-                     stall_timeout, outcome.verified).wait(outcome.state.checkpoint.rows_read)
+                     stall_timeout, outcome.pacer).wait(outcome.state.checkpoint.rows_read)
     _print_summary(outcome, report)
 
 
@@ -89,7 +90,7 @@ def _wait_again(settings: Settings, store: StateStore, stall_timeout: float) -> 
 
 def _waiter(settings: Settings, store: StateStore, state: BackfillState,
             member_ids: dict[str, int], stall_timeout: float,
-            verified: Checked | None = None) -> Waiter:
+            sentinels: Sentinels | None = None) -> Waiter:
     def still_exists(kennitalas: list[str]) -> set[str]:
         with connect(settings.require_database(), autocommit=True) as conn:
             rows = conn.execute("SELECT ssn FROM membership_comrade WHERE ssn = ANY(%s)",
@@ -97,7 +98,8 @@ def _waiter(settings: Settings, store: StateStore, state: BackfillState,
         return {r[0] for r in rows}
 
     return Waiter(settings, store.client, state.first_lsn, member_ids, still_exists,
-                  verified=verified, stall_s=stall_timeout)
+                  parts=[Lsn.parse(p.lsn) for p in state.parts], sentinels=sentinels,
+                  stall_s=stall_timeout)
 
 
 def _print_run(settings: Settings, outcome: Outcome) -> None:

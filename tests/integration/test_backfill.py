@@ -17,6 +17,7 @@ from cdc.settings import Settings
 from tests.factories import insert_comrade, kennitala
 from tests.integration.backfill_harness import (
     add_members,
+    expected_documents,
     running_consumer,
     stored_documents,
     wait_until_equal,
@@ -66,7 +67,8 @@ def test_an_initial_load_of_5000_members_publishes_every_row_and_builds_their_do
     with running_consumer(settings):
         done = cdc_ok(settings, "backfill", "--wait")
     assert "summary: created 5,000, updated 0, unchanged 0, deleted 0" in done.stdout
-    wait_until_equal(settings, database_url, timeout=30)
+    # --wait returned: every document already is what the snapshot says, no grace period
+    assert stored_documents(settings) == expected_documents(database_url)
 
     events = Collector(settings).quiet(3)
     rows = rows_by_key(database_url)
@@ -77,6 +79,18 @@ def test_an_initial_load_of_5000_members_publishes_every_row_and_builds_their_do
     assert {event_key(e): e["after"] for e in events} == rows
     snapshot = events[0]["snapshot"]
     assert snapshot["tables"] == list(TABLES) and snapshot["id"]
+    children: dict[int, dict[str, list[Any]]] = {}
+    for (table, key), row in sorted(rows.items(), key=lambda r: (r[0][0], str(r[0][1]))):
+        if table != "membership_comrade":
+            children.setdefault(row["comrade_id"], {}).setdefault(table, []).append(key)
+    listed = {e["key"]["id"]: e["snapshot"]["children"] for e in events
+              if e["table"] == "membership_comrade"}
+    assert listed == {cid: {t: sorted(keys) for t, keys in children.get(cid, {}).items()}
+                      for cid in listed}
+    client = firestore.Client(project=settings.require_project())
+    settled = {s.get("_cdc.settled") for s in client.collection(
+        settings.members_collection).select(["_cdc.settled"]).stream()}
+    assert settled == {Lsn.parse(events[0]["lsn"]).sortable()}
 
 
 def test_a_resync_while_a_writer_changes_members_ends_equal_to_postgres(

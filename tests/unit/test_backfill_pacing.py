@@ -76,28 +76,18 @@ def test_only_the_last_few_members_of_a_chunk_are_checked() -> None:
     assert asked == [["m97", "m98", "m99"]] and consumer.checks == 0
 
 
-def test_a_chunk_is_handed_over_whole_once_the_next_chunk_is_applied_too() -> None:
+def test_after_publishing_the_wait_follows_the_chunks_in_flight_one_check_at_a_time() -> None:
     consumer = FakeConsumer()
-    consumer.applied |= {"a3", "b2"}
-    handed: list[list[str]] = []
-    p = Pacer(consumer.check, window=1, on_chunk_applied=handed.append)
+    p = Pacer(consumer.check, window=3)
     p.after_chunk(["a1", "a2", "a3"])
-    p.before_chunk()
-    assert handed == []
     p.after_chunk(["b1", "b2"])
-    p.before_chunk()
-    assert handed == [["a1", "a2", "a3"]]
-
-
-def test_a_chunk_the_pacer_gave_up_on_is_not_handed_over() -> None:
-    consumer = FakeConsumer()
-    clock = FakeClock(consumer)
-    handed: list[list[str]] = []
-    p = Pacer(consumer.check, window=1, poll_s=0.1, patience_s=1.0, clock=clock,
-              sleep=clock.sleep, on_chunk_applied=handed.append)
-    p.after_chunk(["a1"])
-    p.before_chunk()
-    assert p.gave_up and handed == []
+    assert p.unapplied() == 5
+    assert not p.step() and p.unapplied() == 5  # nothing applied yet
+    consumer.applied |= {"a3", "b2"}
+    assert p.step() and p.unapplied() == 2
+    assert p.step() and p.unapplied() == 0
+    assert not p.step()
+    assert consumer.checks == 3
 
 
 def test_when_nothing_is_applied_the_pacer_gives_up_and_stops_waiting() -> None:

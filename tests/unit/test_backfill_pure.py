@@ -1,5 +1,5 @@
 """Pure parts of the backfill: value conversion, kennitala checks, chunk SQL,
-orphan rule, mass-delete guard, wait bookkeeping, progress text."""
+orphan rule, mass-delete guard, member order, progress text (the wait: test_backfill_wait)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from cdc.backfill.orphans import Guard, document_version, is_orphan, threshold
 from cdc.backfill.plan import Plan, TablePlan, split_tables
 from cdc.backfill.progress import bar, eta_text
 from cdc.backfill.rows import json_row, json_value
-from cdc.backfill.snapshot import Chunk, by_member
-from cdc.backfill.wait import Checked, Waiter, is_applied, is_stale_for_snapshot, part_versions
+from cdc.backfill.snapshot import Chunk, by_member, children_of
 from cdc.lsn import Lsn
 from cdc.pgoutput.values import (
     BYTEA,
@@ -29,7 +28,6 @@ from cdc.pgoutput.values import (
     TIMESTAMPTZ,
     to_json_value,
 )
-from cdc.settings import Settings
 from tests.factories import kennitala
 
 L = Lsn.parse("16/B374D848")
@@ -149,25 +147,6 @@ def test_the_guard_explains_and_names_the_override() -> None:
     assert "50 of 100" in text and "--allow-mass-delete" in text and "CDC_DATABASE_URL" in text
 
 
-# -- wait bookkeeping ---------------------------------------------------------------------------
-
-def test_a_member_is_applied_when_every_part_is_at_least_as_new_as_the_snapshot() -> None:
-    at = threshold(L)
-    newer = f"{L.sortable()}-1-0000000001"
-    older = f"{(L + -5).sortable()}-1-0000000001"
-    doc = {"_cdc": {"versions": {"comrade": at, "contactinfo": newer, "emails": {"3": at}}}}
-    assert part_versions(doc["_cdc"]) == [at, newer, at]
-    assert is_applied(doc, L)
-    doc["_cdc"]["versions"]["emails"]["4"] = older  # a row the snapshot no longer has
-    assert not is_applied(doc, L)
-    assert not is_applied({}, L)
-
-
-def test_a_comrade_changed_live_after_the_snapshot_counts_as_stale() -> None:
-    assert is_stale_for_snapshot({"_cdc": {"versions": {"comrade": f"{L.sortable()}-1-0"}}}, L)
-    assert not is_stale_for_snapshot({"_cdc": {"versions": {"comrade": threshold(L)}}}, L)
-
-
 # -- progress text ---------------------------------------------------------------------------------
 
 def test_eta_and_bar_text() -> None:
@@ -228,6 +207,16 @@ def test_a_member_chunk_is_published_member_by_member_comrade_first() -> None:
     ]
 
 
+def test_a_comrade_read_lists_the_keys_of_its_members_child_rows_by_table() -> None:
+    contacts = _chunk("membership_contactinfo", ("comrade_id", "phone"), [(1, "x"), (3, "y")])
+    emails = _chunk("communication_email", ("id", "comrade_id"), [(10, 3), (11, 1), (12, 3)])
+    comrades = _chunk("membership_comrade", ("id", "ssn"), [(1, "a"), (2, "b"), (3, "c")])
+    assert children_of([comrades, contacts, emails]) == {
+        1: {"membership_contactinfo": [1], "communication_email": [11]},
+        3: {"membership_contactinfo": [3], "communication_email": [10, 12]},
+    }
+
+
 def test_rows_of_a_table_that_is_not_a_member_table_keep_their_key_order() -> None:
     other = _chunk("shop_order", ("id", "comrade_id"), [(1, 9), (2, 3), (3, 5)])
     assert [v for _, v in by_member([other])] == [(1, 9), (2, 3), (3, 5)]
@@ -242,46 +231,3 @@ def test_member_chunks_start_small_and_double_up_to_the_chunk_size() -> None:
 
     assert list(islice(plan(5000).chunk_sizes(), 6)) == [500, 1000, 2000, 4000, 5000, 5000]
     assert list(islice(plan(10).chunk_sizes(), 3)) == [10, 10, 10]
-
-
-class _NoFirestore:
-    def collection(self, name: str) -> object:
-        return name
-
-
-def test_the_wait_skips_members_the_pacer_already_found_applied() -> None:
-    verified = Checked(applied={"0101701234", "0202702345"}, stale=1)
-    waiter = Waiter(Settings(project="p"), _NoFirestore(), Lsn.parse("0/10"),  # type: ignore[arg-type]
-                    ["0101701234", "0202702345", "0303703456"], lambda _: set(),
-                    verified=verified)
-    assert waiter.pending == {"0303703456"}
-    assert waiter.expected == 3 and waiter.report.stale == 1
-
-
-class _CountingWaiter(Waiter):
-    counts = 0
-
-    def _count(self) -> int:
-        self.counts += 1
-        return len(self.pending)
-
-
-def _waiter_for(members: list[str], applied: set[str], monkeypatch: pytest.MonkeyPatch
-                ) -> _CountingWaiter:
-    from cdc.backfill import wait
-
-    def check(_c: object, _col: object, kennitalas: object, _lsn: Lsn) -> wait.Checked:
-        return wait.Checked(applied=set(kennitalas) & applied)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(wait, "check_members", check)
-    return _CountingWaiter(Settings(project="p"), _NoFirestore(), Lsn.parse("0/10"),  # type: ignore[arg-type]
-                           members, lambda _: set(), poll_s=0.0)
-
-
-@pytest.mark.parametrize(("pending", "counts"), [(100, 0), (5000, 1)])
-def test_the_wait_counts_the_collection_only_while_many_members_are_pending(
-        pending: int, counts: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    members = [f"{i:010d}" for i in range(pending)]
-    waiter = _waiter_for(members, set(members), monkeypatch)
-    report = waiter.wait(rows_read=4 * pending)
-    assert report.applied == pending and waiter.counts == counts

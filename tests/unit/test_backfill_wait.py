@@ -1,0 +1,150 @@
+"""``cdc backfill --wait``: when a member counts as applied, and how the wait looks.
+
+Firestore is replaced by fakes of the three ways the wait looks: the pacer's
+sentinels, a count of settled documents, and reads of pending documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+
+from cdc.backfill import wait
+from cdc.backfill.wait import Checked, NothingApplied, Waiter, is_applied, is_stale_for_snapshot
+from cdc.lsn import Lsn
+from cdc.settings import Settings
+
+L = Lsn.parse("16/B374D848")
+L2 = Lsn.parse("16/B3750000")
+
+
+def doc(settled: Lsn | None, comrade: str | None = None) -> dict[str, Any]:
+    cdc: dict[str, Any] = {"versions": {"comrade": comrade or f"{L.sortable()}-0-0000000001"}}
+    if settled is not None:
+        cdc["settled"] = settled.sortable()
+    return {"_cdc": cdc}
+
+
+def test_a_member_is_applied_once_its_document_is_settled_at_the_snapshot_or_later() -> None:
+    assert is_applied(doc(L), L)
+    assert is_applied(doc(L2), L)  # read again by a resumed run's later snapshot
+    assert not is_applied(doc(Lsn.parse("16/B3740000")), L)
+    assert not is_applied(doc(None), L)  # versions alone do not say every child row is there
+    assert not is_applied({}, L)
+
+
+def test_a_comrade_changed_after_the_snapshot_that_settled_it_counts_as_stale() -> None:
+    assert is_stale_for_snapshot(doc(L, f"{L.sortable()}-1-0000000000"))
+    assert not is_stale_for_snapshot(doc(L))
+    # a member a resumed run read at L2: newer than L, but no live change
+    assert not is_stale_for_snapshot(doc(L2, f"{L2.sortable()}-0-0000000009"))
+    assert not is_stale_for_snapshot(doc(None, f"{L.sortable()}-1-0000000000"))
+
+
+class _Query:
+    def where(self, **_filter: object) -> _Query:
+        return self
+
+
+class _NoFirestore:
+    def collection(self, name: str) -> _Query:
+        return _Query()
+
+
+class FakeSentinels:
+    """Chunks in flight; each step applies the oldest one."""
+
+    def __init__(self, chunks: list[int]) -> None:
+        self.chunks = list(chunks)
+        self.steps = 0
+
+    def unapplied(self) -> int:
+        return sum(self.chunks)
+
+    def step(self) -> bool:
+        self.steps += 1
+        self.chunks.pop(0)
+        return True
+
+
+class FakeFirestore:
+    """What the wait sees: a count of settled documents, and per-member reads."""
+
+    def __init__(self, settled: set[str], monkeypatch: pytest.MonkeyPatch,
+                 count: int | None = None) -> None:
+        self.settled = settled
+        self.fixed_count = count
+        self.counts = 0
+        self.read: list[str] = []
+        monkeypatch.setattr(wait, "count", self.count)
+        monkeypatch.setattr(wait, "check_members", self.check)
+
+    def count(self, _query: object, _what: str) -> int:
+        self.counts += 1
+        return len(self.settled) if self.fixed_count is None else self.fixed_count
+
+    def check(self, _client: object, _col: object, kennitalas: Iterable[str],
+              _lsn: Lsn) -> Checked:
+        wanted = list(kennitalas)
+        self.read += wanted
+        return Checked(applied=set(wanted) & self.settled,
+                       absent=[k for k in wanted if k not in self.settled])
+
+
+def waiter(members: list[str], *, sentinels: FakeSentinels | None = None,
+           exists: set[str] | None = None, stall_s: float = 5.0) -> Waiter:
+    return Waiter(Settings(project="p"), _NoFirestore(), L, members,  # type: ignore[arg-type]
+                  lambda ks: set(ks) & (exists or set()), sentinels=sentinels, poll_s=0.0,
+                  stall_s=stall_s)
+
+
+def members(n: int) -> list[str]:
+    return [f"{i:010d}" for i in range(n)]
+
+
+def test_after_the_pacers_last_chunks_one_count_checks_every_member(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(5000)
+    firestore = FakeFirestore(set(everyone), monkeypatch)
+    sentinels = FakeSentinels([2500, 2500])
+    report = waiter(everyone, sentinels=sentinels).wait(rows_read=20_000)
+    assert report.applied == 5000 and sentinels.steps == 2
+    assert firestore.read == []  # not one document read
+    assert firestore.counts == 1 + 1  # the settled documents, then the stale ones
+
+
+def test_few_pending_members_are_read_and_never_counted(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    everyone = members(100)
+    firestore = FakeFirestore(set(everyone), monkeypatch)
+    assert waiter(everyone).wait(rows_read=400).applied == 100
+    assert firestore.counts == 0 and sorted(firestore.read) == everyone
+
+
+def test_when_the_count_stops_short_the_pending_members_are_read_and_gone_ones_dropped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(2000)
+    deleted = set(everyone[:3])  # deleted in Postgres after the snapshot: no document
+    firestore = FakeFirestore(set(everyone) - deleted, monkeypatch)
+    report = waiter(everyone).wait(rows_read=8000)
+    assert report.applied == 2000
+    assert set(firestore.read) == set(everyone)  # one exact pass, once the count stood still
+
+
+def test_a_member_still_in_postgres_without_a_settled_document_keeps_the_wait_going(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(10)
+    FakeFirestore(set(everyone[1:]), monkeypatch)
+    with pytest.raises(NothingApplied, match="9 of 10 members applied"):
+        waiter(everyone, exists={everyone[0]}, stall_s=0.3).wait(rows_read=40)
+
+
+def test_with_no_consumer_the_wait_fails_saying_how_to_start_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(3)
+    FakeFirestore(set(), monkeypatch)
+    with pytest.raises(NothingApplied, match="no consumer") as caught:
+        waiter(everyone, exists=set(everyone), stall_s=0.3).wait(rows_read=12)
+    assert "cdc consume firestore" in caught.value.one_line()
