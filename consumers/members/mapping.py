@@ -70,6 +70,11 @@ def version_of(event: ChangeEvent) -> Version:
     return f"{event.lsn.sortable()}-{rank}-{event.seq:010d}"
 
 
+def is_live(version: Version) -> bool:
+    """Rank 1: written by a live change, not by a snapshot read (or its clear)."""
+    return version[17:19] == "1-"
+
+
 def floor_of(event: ChangeEvent) -> Version:
     return floor_at(event.lsn)
 

@@ -12,6 +12,15 @@ claim one while their events arrive out of order (one gave the kennitala up,
 the other took it). The member document then belongs to the claim with the
 newer comrade-row version (``_cdc.claim``); the other comrade's later events
 move it away, so the result converges whatever the order.
+
+A member in the middle of a backfill (its newest comrade read lists child
+rows not applied yet, see mapping.settled_at) whose batch holds only snapshot
+reads is not rendered: only its index document is written, and the member
+document follows once the member is settled. The portal never sees a resync
+half applied (the comrade read clears the child rows its reads then restore),
+and a member whose four snapshot events arrive in two or three batches costs
+one member-document write instead of one per batch. Live changes are always
+written at once.
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ from consumers.members.mapping import (
     Row,
     apply_change,
     is_kennitala,
+    is_live,
     render,
+    settled_at,
 )
 
 
@@ -77,6 +88,7 @@ class BatchPlan:
         self.index = index
         self.states = {cid: state_of(doc) for cid, doc in index.items()}
         self.changed: set[int] = set()
+        live: set[int] = set()  # members a live change touched in this batch
         self.stale: list[Any] = []  # tags of events that changed nothing
         for ev in events:
             applied = False
@@ -84,9 +96,14 @@ class BatchPlan:
                 if apply_change(self.states[change.comrade_id], change):
                     self.changed.add(change.comrade_id)
                     applied = True
+                    if is_live(change.version):
+                        live.add(change.comrade_id)
             if not applied:
                 self.stale.append(ev.tag)
-        self.targets = {cid: render(cid, self.states[cid]) for cid in sorted(self.changed)}
+        self.deferred = {cid for cid in self.changed
+                         if cid not in live and mid_snapshot(self.states[cid])}
+        self.targets = {cid: render(cid, self.states[cid])
+                        for cid in sorted(self.changed - self.deferred)}
 
     def member_ids_needed(self) -> set[str]:
         ids: set[str] = set()
@@ -120,10 +137,17 @@ class BatchPlan:
                 view[old] = None
                 touched.add(old)
             out.index[cid] = index_body(placed, self.states[cid])
+        for cid in self.deferred:  # the member document stays where it was, as it was
+            out.index[cid] = index_body(self._written_at(cid), self.states[cid])
         for doc_id in sorted(touched):
             if not (view[doc_id] is None and members.get(doc_id) is None):
                 out.members[doc_id] = view[doc_id]
         return out
+
+
+def mid_snapshot(state: MemberState) -> bool:
+    """Its newest comrade read lists child rows that are not applied yet."""
+    return state.snapshot is not None and settled_at(state) is None
 
 
 def _owner(doc: Row | None) -> int | None:

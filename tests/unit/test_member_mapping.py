@@ -370,6 +370,49 @@ def test_a_newer_snapshot_replaces_the_list_of_an_older_one_in_any_order() -> No
         assert _final([], batches)[K1]["_cdc"]["settled"] == Lsn(0xA00).sortable()
 
 
+def _member_writes(batches: list[list[ChangeEvent]], backend: FakeBackend) -> list[Any]:
+    """The member document after each batch, and whether the batch wrote it."""
+    applier, seen = MemberApplier(backend), []
+    for batch in batches:
+        before = backend.tokens.get(f"m/{K1}")
+        applier.apply(changes(batch))
+        seen.append(backend.tokens.get(f"m/{K1}") != before)
+    return seen
+
+
+def test_a_member_whose_snapshot_reads_arrive_in_several_batches_is_written_once_settled(
+        ) -> None:
+    evs = _settled_snapshot()
+    backend = FakeBackend()
+    assert _member_writes([evs[:2], evs[2:4]], backend) == [False, False]
+    assert backend.index[7]["kennitala"] is None and K1 not in backend.members
+    assert _member_writes([evs[4:]], backend) == [True]
+    assert backend.index[7]["kennitala"] == K1
+    assert backend.members[K1]["_cdc"]["settled"] == evs[0].lsn.sortable()
+    assert backend.members[K1]["profile"]["email"] == "a@x.is"
+
+
+def test_a_resync_never_shows_an_existing_member_half_applied() -> None:
+    stream = seq_events(("c", C, comrade_row(7)), ("c", EM, _email(3, "a@x.is", True)))
+    backend = apply_all(stream)
+    evs = _settled_snapshot()  # the comrade read clears the children its reads restore
+    wrote = _member_writes([evs[:1], evs[1:4]], backend)
+    assert wrote == [False, False]
+    assert backend.members[K1]["profile"]["email"] == "a@x.is"  # as before, not cleared
+    assert backend.index[7]["kennitala"] == K1
+    _member_writes([evs[4:]], backend)
+    assert backend.members[K1]["_cdc"]["settled"] == evs[0].lsn.sortable()
+
+
+def test_a_live_change_to_a_member_in_the_middle_of_a_backfill_is_written_at_once() -> None:
+    evs = _settled_snapshot()
+    live = event("u", C, comrade_row(7, name="Live"), comrade_row(7), lsn=0x950)
+    backend = FakeBackend()
+    assert _member_writes([evs[:2], [live]], backend) == [False, True]
+    assert backend.members[K1]["profile"]["name"] == "Live"
+    assert "settled" not in backend.members[K1]["_cdc"]
+
+
 @pytest.mark.parametrize("children", [["x"], {EM: "3"}, {EM: ["3"]}])
 def test_a_malformed_list_of_children_is_poison(children: Any) -> None:
     with pytest.raises(PoisonEvent, match=r"snapshot\.children"):
