@@ -10,6 +10,15 @@ what is there (as many as they like, up to a batch) and
 everything it holds, queued or being handled, so a long batch or a long queue
 is never redelivered behind the consumer's back.
 
+*When* it pulls matters as much: while it holds messages, the keys they
+belong to are blocked, and each release (a batch acked) frees some. A
+long-polling Pull issued before that finds nothing and waits; the emulator
+then looks again only every 50 ms, which added a quarter of the time a key
+spends between two deliveries (measured on a 20k-member backfill: 25 s
+against 21 s). So while anything is held it asks for what is there *now*
+(``wait=False``) and, when that is nothing, pulls again at the next release.
+Only an idle prefetcher, holding nothing, long-polls.
+
 Errors of the pull reach the taker: :meth:`~Prefetcher.take` raises them, so
 the runner's retry and stop rules apply as before.
 """
@@ -21,8 +30,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any
 
 from cdc.errors import CdcError
 from cdc.logs import fields
@@ -33,35 +40,11 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 60
 LEASE_EVERY = LEASE_SECONDS / 3
 PULL_MAX = 1000  # messages one Pull may return (Pub/Sub's own limit)
+RELEASE_WAIT = 0.05  # busy and the last Pull found nothing: pull again at a release, or after this
 
-Pull = Callable[[int], list[Delivery]]
+# (most, wait): up to ``most`` messages; ``wait`` False returns at once, even with none
+Pull = Callable[[int, bool], list[Delivery]]
 Extend = Callable[[list[str], int], None]
-
-
-def delivery_of(received: Any) -> Delivery:
-    """A Delivery from a raw ``ReceivedMessage`` (protobuf; proto-plus costs ~100 us each)."""
-    message = received.message
-    return Delivery(ack_id=received.ack_id, message_id=message.message_id,
-                    data=bytes(message.data), attributes=dict(message.attributes),
-                    ordering_key=message.ordering_key,
-                    delivery_attempt=int(received.delivery_attempt or 0),
-                    publish_time=_datetime(message.publish_time))
-
-
-def raw(response: Any) -> Any:
-    """The protobuf under a proto-plus response (or the object itself, for fakes)."""
-    pb = getattr(type(response), "pb", None)
-    return pb(response) if callable(pb) else response
-
-
-def _datetime(stamp: Any) -> datetime | None:
-    if stamp is None:
-        return None
-    if isinstance(stamp, datetime):
-        return stamp
-    if not (stamp.seconds or stamp.nanos):
-        return None
-    return datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9, tz=UTC)
 
 
 class Prefetcher:
@@ -78,6 +61,7 @@ class Prefetcher:
         self._error: CdcError | None = None
         self._cond = threading.Condition()
         self._stopping = False
+        self._releases = 0  # batches released so far: a release may free keys to pull
         self._thread: threading.Thread | None = None
         self._backoff = backoff or _doubling
 
@@ -126,6 +110,7 @@ class Prefetcher:
         with self._cond:
             for d in deliveries:
                 self._held.pop(d.ack_id, None)
+            self._releases += 1
             self._cond.notify_all()
 
     def held(self) -> int:
@@ -142,8 +127,9 @@ class Prefetcher:
                 return
             if room == 0:
                 continue
+            busy, releases = self._busy()
             try:
-                got = self._pull(min(room, PULL_MAX))
+                got = self._pull(min(room, PULL_MAX), not busy)
             except CdcError as exc:
                 delay = self._backoff(delay)
                 self._fail(exc, delay)
@@ -154,6 +140,21 @@ class Prefetcher:
                 continue
             delay = 0.0
             self._add(got)
+            if busy and not got:
+                self._await_release(releases)
+
+    def _busy(self) -> tuple[bool, int]:
+        """(holds messages, releases so far): busy pulls return at once."""
+        with self._cond:
+            return bool(self._held), self._releases
+
+    def _await_release(self, seen: int) -> None:
+        """Until a batch is released after ``seen`` releases, at most RELEASE_WAIT."""
+        end = time.monotonic() + RELEASE_WAIT
+        with self._cond:
+            while (self._releases == seen and not self._stopping
+                   and (left := end - time.monotonic()) > 0):
+                self._cond.wait(left)
 
     def _wait_for_room(self) -> tuple[int | None, list[str]]:
         """(free places, leases due); (0, due) to renew first; (None, due) when stopping."""

@@ -10,8 +10,9 @@ INTERFACE CONTRACT (stable; consumers build on it):
   ones are published to the dead-letter topic with the reason and then acked.
   Handlers must tolerate duplicate and out-of-order deliveries.
 * ``SubscriberRunner`` pulls ahead (unary Pull on a thread of its own, see
-  consumers/pulling.py), hands batches to ``workers`` handler threads, acks
-  after commit, runs until SIGTERM/SIGINT, serves /healthz and /metrics.
+  consumers/pulling.py; the RPCs in consumers/subscription_rpc.py), hands
+  batches to ``workers`` handler threads, acks after commit, runs until
+  SIGTERM/SIGINT, serves /healthz and /metrics.
   Handlers called by several workers must be thread-safe.
 """
 
@@ -21,20 +22,18 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from google.api_core import exceptions as gexc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cdc.errors import CdcError, PermanentError, RetryableError
-from cdc.google_errors import google_boundary
 from cdc.health import HealthServer
 from cdc.logs import fields
 from cdc.settings import Settings
 from consumers.delivery import Delivery
-from consumers.pulling import Prefetcher, delivery_of, raw
+from consumers.pulling import Prefetcher
+from consumers.subscription_rpc import GrpcSubscription, SubscriptionRpc
 
 __all__ = ["BatchHandler", "Delivery", "Outcome", "SubscriberRunner"]
 
@@ -58,9 +57,8 @@ class BatchHandler(Protocol):
 
 log = logging.getLogger(__name__)
 
-ACK_CHUNK = 1000  # ack ids per Acknowledge / ModifyAckDeadline call
 STALE_AFTER_SECONDS = 120.0  # /healthz fails when no loop turn finished for this long
-EMPTY_PULL_PAUSE = 0.05  # after a Pull that returned nothing at once
+EMPTY_PULL_PAUSE = 0.05  # after a long-polling Pull that returned nothing
 
 
 class RunnerMetrics:
@@ -97,10 +95,8 @@ class SubscriberRunner:
     def __init__(self, *, name: str, settings: Settings, subscription: str,
                  handler: BatchHandler, metrics_prefix: str, http_port: int | None = None,
                  max_messages: int = 500, pull_timeout: float = 5.0, workers: int = 1,
-                 max_backoff: float = 30.0, subscriber: Any = None, publisher: Any = None
-                 ) -> None:
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
+                 max_backoff: float = 30.0, rpc: SubscriptionRpc | None = None,
+                 publisher: Any = None) -> None:
         from consumers.dead_letter import DeadLetterPublisher
 
         self.name = name
@@ -109,10 +105,8 @@ class SubscriberRunner:
         self.pull_timeout = pull_timeout
         self.workers = max(1, workers)
         self.max_backoff = max_backoff
-        self.subscriber = subscriber or pubsub_v1.SubscriberClient()
-        project = settings.require_project()
         self.subscription = subscription
-        self.path = self.subscriber.subscription_path(project, subscription)
+        self.rpc = rpc or GrpcSubscription(settings.require_project(), subscription)
         self.dead_letters = DeadLetterPublisher(settings, publisher)
         self.registry = CollectorRegistry()
         self.metrics = RunnerMetrics(metrics_prefix, self.registry)
@@ -230,18 +224,14 @@ class SubscriberRunner:
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
         self.settle(outcome)
 
-    def pull(self, most: int) -> list[Delivery]:
-        """One Pull of up to ``most`` messages (called by the prefetch thread)."""
-        request = {"subscription": self.path, "max_messages": most}
-        try:
-            with google_boundary(f"pulling from {self.subscription}"):
-                response = self.subscriber.pull(request=request, timeout=self.pull_timeout)
-        except CdcError as exc:
-            if isinstance(exc.__cause__, gexc.DeadlineExceeded):
-                return []
-            raise
-        got = [delivery_of(r) for r in raw(response).received_messages]
-        if not got:
+    def pull(self, most: int, wait: bool = True) -> list[Delivery]:
+        """One Pull of up to ``most`` messages (called by the prefetch thread).
+
+        ``wait`` False asks for what is there now: the prefetcher does so while
+        it holds messages, see consumers/pulling.py.
+        """
+        got = self.rpc.pull(most, wait, self.pull_timeout)
+        if not got and wait:
             self._stop.wait(EMPTY_PULL_PAUSE)
         return got
 
@@ -269,25 +259,17 @@ class SubscriberRunner:
             self._backoff = 0.0
 
     def ack(self, deliveries: list[Delivery]) -> None:
-        for ids in _chunks([d.ack_id for d in deliveries]):
-            with google_boundary(f"acknowledging on {self.subscription}"):
-                self.subscriber.acknowledge(request={"subscription": self.path,
-                                                     "ack_ids": ids})
+        if deliveries:
+            self.rpc.acknowledge([d.ack_id for d in deliveries])
 
     def nack(self, deliveries: list[Delivery]) -> None:
         self._modify_ids([d.ack_id for d in deliveries], 0)
 
     def _modify_ids(self, ack_ids: list[str], seconds: int) -> None:
-        for ids in _chunks(ack_ids):
-            with google_boundary(f"modifying ack deadlines on {self.subscription}"):
-                self.subscriber.modify_ack_deadline(request={
-                    "subscription": self.path, "ack_ids": ids, "ack_deadline_seconds": seconds})
+        if ack_ids:
+            self.rpc.modify_ack_deadline(ack_ids, seconds)
 
     def _sleep_backoff(self) -> None:
         self._backoff = min(self.max_backoff, max(0.5, self._backoff * 2))
         self._stop.wait(self._backoff)
 
-
-def _chunks(ids: list[str]) -> Iterator[list[str]]:
-    for start in range(0, len(ids), ACK_CHUNK):
-        yield ids[start:start + ACK_CHUNK]

@@ -51,28 +51,27 @@ def test_batches_are_cut_so_one_commit_touches_a_bounded_number_of_members() -> 
     assert [len(c) for c in chunks(evs, 4)] == [4, 4, 2]
 
 
-class FakeSubscriber:
+class FakeSubscription:
+    """consumers.subscription_rpc.SubscriptionRpc over scripted batches."""
+
+    name = "changes-firestore"
+
     def __init__(self, batches: list[list[Delivery]]) -> None:
         self.batches = batches
         self.acked: list[str] = []
         self.nacked: list[str] = []
 
-    def subscription_path(self, project: str, name: str) -> str:
-        return f"projects/{project}/subscriptions/{name}"
+    def pull(self, most: int, wait: bool, timeout: float) -> list[Delivery]:
+        if not self.batches and wait:
+            time.sleep(0.01)
+        return self.batches.pop(0) if self.batches else []
 
-    def pull(self, request: dict[str, Any], timeout: float) -> Any:
-        batch = self.batches.pop(0) if self.batches else []
-        return SimpleNamespace(received_messages=[SimpleNamespace(
-            ack_id=d.ack_id, delivery_attempt=1, message=SimpleNamespace(
-                message_id=d.message_id, data=d.data, attributes=d.attributes,
-                ordering_key=d.ordering_key, publish_time=None)) for d in batch])
+    def acknowledge(self, ack_ids: list[str]) -> None:
+        self.acked += ack_ids
 
-    def acknowledge(self, request: dict[str, Any]) -> None:
-        self.acked += request["ack_ids"]
-
-    def modify_ack_deadline(self, request: dict[str, Any]) -> None:
-        if request["ack_deadline_seconds"] == 0:
-            self.nacked += request["ack_ids"]
+    def modify_ack_deadline(self, ack_ids: list[str], seconds: int) -> None:
+        if seconds == 0:
+            self.nacked += ack_ids
 
 
 class FakePublisher:
@@ -95,10 +94,10 @@ class ScriptedHandler:
 
 def test_the_runner_acks_done_nacks_retry_and_dead_letters_poison_before_acking_it() -> None:
     batch = [delivery(b"{}", n) for n in range(3)]
-    sub, pub = FakeSubscriber([batch]), FakePublisher()
+    sub, pub = FakeSubscription([batch]), FakePublisher()
     runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
                               subscription="changes-firestore", handler=ScriptedHandler(),
-                              metrics_prefix="t", subscriber=sub, publisher=pub,
+                              metrics_prefix="t", rpc=sub, publisher=pub,
                               max_backoff=0.0)
     assert runner.run_once() == 3
     runner.close()
@@ -124,10 +123,10 @@ class AckAll:
 
 def test_a_runner_with_several_workers_acks_every_message_once_and_stops_cleanly() -> None:
     batches = [[delivery(b"{}", b * 10 + n) for n in range(10)] for b in range(20)]
-    sub, handler = FakeSubscriber(batches), AckAll()
+    sub, handler = FakeSubscription(batches), AckAll()
     runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
                               subscription="changes-firestore", handler=handler,
-                              metrics_prefix="t", subscriber=sub, publisher=FakePublisher(),
+                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
                               workers=3, max_messages=7, pull_timeout=0.2)
     thread = threading.Thread(target=runner.run)
     thread.start()

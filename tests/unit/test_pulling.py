@@ -11,7 +11,8 @@ import pytest
 from cdc.errors import SinkMisconfigured, SinkUnavailable
 from consumers import pulling
 from consumers.delivery import Delivery
-from consumers.pulling import Prefetcher, delivery_of
+from consumers.pulling import Prefetcher
+from consumers.subscription_rpc import delivery_of
 
 
 def message(n: int) -> Delivery:
@@ -28,11 +29,13 @@ class Source:
         self.asked: list[int] = []
         self.errors = errors or []
         self.extended: list[tuple[list[str], int]] = []
+        self.waited: list[bool] = []  # the ``wait`` of each pull
 
-    def pull(self, most: int) -> list[Delivery]:
+    def pull(self, most: int, wait: bool) -> list[Delivery]:
         if self.errors:
             raise self.errors.pop(0)
         self.asked.append(most)
+        self.waited.append(wait)
         got = [message(n) for n in range(self.next, min(self.total, self.next + most))]
         self.next += len(got)
         if not got:
@@ -152,3 +155,55 @@ def test_a_raw_received_message_becomes_a_delivery() -> None:
             d.delivery_attempt) == ("a", "9", b"x", {"op": "c"}, "member-3", 2)
     assert d.publish_time is not None and d.publish_time.isoformat() == \
         "2026-01-01T00:00:00.500000+00:00"
+
+
+def test_an_idle_prefetcher_long_polls() -> None:
+    source = Source(total=0)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10).start()
+    try:
+        eventually(lambda: len(source.waited) >= 2)
+        assert all(source.waited)
+    finally:
+        prefetch.stop()
+
+
+class Gated(Source):
+    """An ordered subscription: nothing more until the messages out are settled."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total)
+        self.out = 0
+        self.pulled_at: list[float] = []
+        self.waited_while_out: list[bool] = []
+
+    def pull(self, most: int, wait: bool) -> list[Delivery]:
+        if self.out:
+            self.waited_while_out.append(wait)
+            if wait:
+                time.sleep(0.5)  # a long poll finds nothing while keys are blocked
+            return []
+        got = super().pull(min(most, 2), wait)
+        self.out = len(got)
+        self.pulled_at.append(time.monotonic())
+        return got
+
+
+def test_while_it_holds_messages_it_pulls_at_once_and_again_at_the_next_release() -> None:
+    source = Gated(total=6)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10).start()
+    try:
+        for _ in range(3):
+            batch = prefetch.take(2, wait=2)
+            assert len(batch) == 2
+            time.sleep(0.2)  # the batch is handled; busy pulls find nothing meanwhile
+            source.out = 0
+            released = time.monotonic()
+            prefetch.release(batch)
+            if source.next < 6:
+                pulls = len(source.pulled_at)
+                eventually(lambda: len(source.pulled_at) > pulls)  # noqa: B023
+                assert source.pulled_at[-1] - released < 0.1, "pulled at the release"
+        assert source.waited_while_out and not any(source.waited_while_out), \
+            "busy pulls do not wait"
+    finally:
+        prefetch.stop()
