@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _TEXT = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
 _MAX = 2**64 - 1
@@ -26,10 +27,9 @@ class Lsn(int):
 
     @classmethod
     def parse(cls, text: str) -> Lsn:
-        match = _TEXT.match(text.strip())
-        if match is None:
-            raise ValueError(f"not an LSN: {text!r} (expected e.g. '16/B374D848')")
-        return cls((int(match.group(1), 16) << 32) | int(match.group(2), 16))
+        if cls is Lsn:
+            return _parse(text)  # consumers parse the same few LSNs over and over
+        return cls(_parse(text))
 
     @classmethod
     def from_sortable(cls, text: str) -> Lsn:
@@ -42,7 +42,7 @@ class Lsn(int):
 
     def sortable(self) -> str:
         """16 hex digits: sorts as text in LSN order, safe in document ids."""
-        return f"{int(self):016X}"
+        return _sortable(int(self))
 
     def __str__(self) -> str:
         value = int(self)
@@ -59,3 +59,16 @@ class Lsn(int):
 
 
 ZERO = Lsn(0)
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> Lsn:
+    match = _TEXT.match(text.strip())
+    if match is None:
+        raise ValueError(f"not an LSN: {text!r} (expected e.g. '16/B374D848')")
+    return Lsn((int(match.group(1), 16) << 32) | int(match.group(2), 16))
+
+
+@lru_cache(maxsize=4096)
+def _sortable(value: int) -> str:
+    return f"{value:016X}"

@@ -9,13 +9,14 @@ that consumers/members/document_rpc.py sends.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud.firestore_v1.types import document
 from google.protobuf.timestamp_pb2 import Timestamp
 
 _Document = document.Document.pb()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def set_precondition(target: Any, token: Any) -> None:
@@ -62,7 +63,7 @@ def delete(target: Any, name: str, token: Any) -> None:
 
 def fill_map(fields: Any, data: dict[str, Any]) -> None:
     for key, value in data.items():
-        fill_value(fields[key], value)
+        _FILL.get(type(value), fill_value)(fields[key], value)
 
 
 def fill_value(pb: Any, value: Any) -> None:
@@ -77,13 +78,50 @@ def fill_value(pb: Any, value: Any) -> None:
     elif isinstance(value, float):
         pb.double_value = value
     elif isinstance(value, dict):
-        pb.map_value.SetInParent()
-        fill_map(pb.map_value.fields, value)
+        _fill_mapping(pb, value)
     elif isinstance(value, datetime):
-        pb.timestamp_value.CopyFrom(timestamp(value))
+        _fill_datetime(pb, value)
     elif isinstance(value, list):
-        pb.array_value.SetInParent()
-        for item in value:
-            fill_value(pb.array_value.values.add(), item)
+        _fill_list(pb, value)
     else:
         raise TypeError(f"cannot store a {type(value).__name__} in Firestore")
+
+
+def _fill_mapping(pb: Any, value: dict[str, Any]) -> None:
+    pb.map_value.SetInParent()
+    fill_map(pb.map_value.fields, value)
+
+
+def _fill_list(pb: Any, value: list[Any]) -> None:
+    pb.array_value.SetInParent()
+    for item in value:
+        fill_value(pb.array_value.values.add(), item)
+
+
+def _fill_datetime(pb: Any, value: datetime) -> None:
+    """Seconds and nanos set directly: ``Timestamp.FromDatetime`` is pure Python."""
+    if value.tzinfo is None:
+        pb.timestamp_value.CopyFrom(timestamp(value))
+        return
+    delta = value - _EPOCH
+    stamp = pb.timestamp_value
+    stamp.seconds = delta.days * 86_400 + delta.seconds
+    stamp.nanos = delta.microseconds * 1000
+
+
+def _set(field: str) -> Any:
+    def fill(pb: Any, value: Any) -> None:
+        setattr(pb, field, value)
+    return fill
+
+
+def _null(pb: Any, value: None) -> None:
+    pb.null_value = 0
+
+
+# exact types first (the common ones of a member document); anything else: fill_value
+_FILL: dict[type, Any] = {
+    type(None): _null, bool: _set("boolean_value"), int: _set("integer_value"),
+    str: _set("string_value"), float: _set("double_value"), dict: _fill_mapping,
+    list: _fill_list, datetime: _fill_datetime,
+}

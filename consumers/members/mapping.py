@@ -259,6 +259,11 @@ class MemberState:
         current = self.get(part, None)
         return {} if current is None else {None: current}
 
+    def copy(self) -> MemberState:
+        """An independent copy: parts are immutable, so only the dicts are new."""
+        return MemberState(self.comrade, self.contactinfo, self.address, dict(self.emails),
+                           dict(self.floors), self.snapshot)
+
     def to_json(self) -> Row:
         def enc(p: Part | None) -> list[Any] | None:
             return None if p is None else [p.version, p.row]

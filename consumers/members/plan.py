@@ -59,14 +59,30 @@ class Writes:
     rendered: list[Rendered] = field(default_factory=list)
 
 
+class IndexBody(dict[str, Any]):
+    """An index document's fields, remembering the state its JSON was made from.
+
+    The consumer's cache keeps the bodies it wrote, so the next batch of the
+    member takes a copy of the state instead of parsing the JSON again.
+    """
+
+    __slots__ = ("parsed",)
+
+    def __init__(self, fields: Row, parsed: MemberState) -> None:
+        super().__init__(fields)
+        self.parsed = parsed
+
+
 def index_body(kennitala: str | None, state: MemberState) -> Row:
-    return {"kennitala": kennitala,
-            "state": orjson.dumps(state.to_json(), option=orjson.OPT_SORT_KEYS).decode()}
+    return IndexBody({"kennitala": kennitala, "state": orjson.dumps(
+        state.to_json(), option=orjson.OPT_SORT_KEYS).decode()}, state.copy())
 
 
 def state_of(index_doc: Row | None) -> MemberState:
     if index_doc is None:
         return MemberState()
+    if isinstance(index_doc, IndexBody):
+        return index_doc.parsed.copy()
     return MemberState.from_json(orjson.loads(index_doc["state"]))
 
 
