@@ -28,9 +28,12 @@ from cdc.pgoutput.timestamps import iso_utc
 Row = dict[str, Any]
 
 
+_AS_IS = frozenset({type(None), bool, int, str})  # exact types that are JSON already
+
+
 def json_value(value: Any) -> Any:
     """One column value as the event contract's JSON type."""
-    if value is None or isinstance(value, bool | int | str):
+    if type(value) in _AS_IS or value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else _float_text(value)
@@ -55,7 +58,8 @@ def json_value(value: Any) -> Any:
 
 def json_row(columns: Sequence[str], values: Sequence[Any]) -> Row:
     """A row as ``{column: json value}`` in column order."""
-    return {name: json_value(v) for name, v in zip(columns, values, strict=True)}
+    return {name: v if type(v) in _AS_IS else json_value(v)
+            for name, v in zip(columns, values, strict=True)}
 
 
 def _decimal_text(value: Decimal) -> str:

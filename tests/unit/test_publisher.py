@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from google.api_core import exceptions as gexc
-from google.pubsub_v1 import PublishRequest, PubsubMessage
+from google.pubsub_v1 import PubsubMessage
 
 from cdc.errors import SinkMisconfigured
 from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.publisher import EventPublisher, publish_request
+from cdc.publisher import EventPublisher
 from cdc.settings import Settings
 
 _Message: Any = PubsubMessage.pb()
@@ -114,11 +114,3 @@ def test_publish_blocks_no_further_than_the_in_flight_limit() -> None:
     assert publisher.has_room(5)
     publisher.close()
 
-
-def test_a_framed_publish_request_parses_as_the_request_protobuf() -> None:
-    messages = [_Message(data=b"x" * n, ordering_key=f"member-{n}",
-                         attributes={"op": "c"}) for n in (0, 1, 127, 128, 20_000)]
-    framed = publish_request("projects/p/topics/t", [m.SerializeToString() for m in messages])
-    parsed = PublishRequest.pb().FromString(framed)
-    assert parsed.topic == "projects/p/topics/t"
-    assert list(parsed.messages) == messages
