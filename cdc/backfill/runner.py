@@ -259,7 +259,8 @@ class Backfill:
                                    unchanged=self.diff.unchanged)
                 emitter.emit(events)
                 if pacer is not None:
-                    pacer.after_chunk(_published_kennitalas(events, pre))
+                    pacer.after_chunk(_published_members(events, pre,
+                                                         self.settings.ordering_keys))
                 ckpt = replace(ckpt, next_seq=emitter.seq, events=emitter.published,
                                dead_lettered=emitter.dead_lettered)
                 publisher.mark(ckpt)
@@ -394,15 +395,18 @@ class Backfill:
         return Outcome(state, pre, self.diff, would_delete=would)
 
 
-def _published_kennitalas(events: list[ChangeEvent], pre: Preflight) -> list[str]:
-    """Kennitalas of the chunk's comrades that became documents, in publish order."""
-    out: list[str] = []
+def _published_members(events: list[ChangeEvent], pre: Preflight,
+                       buckets: int) -> list[tuple[str, int]]:
+    """(kennitala, ordering key bucket) of the chunk's comrades that became documents,
+    in publish order."""
+    out: list[tuple[str, int]] = []
     for event in events:
         if event.table != MEMBER_TABLE or event.after is None:
             continue
-        ssn = event.after.get("ssn")
-        if isinstance(ssn, str) and pre.member_ids.get(ssn) == event.comrade_id():
-            out.append(ssn)
+        ssn, comrade_id = event.after.get("ssn"), event.comrade_id()
+        if isinstance(ssn, str) and comrade_id is not None \
+                and pre.member_ids.get(ssn) == comrade_id:
+            out.append((ssn, comrade_id % buckets))
     return out
 
 

@@ -12,11 +12,13 @@ kennitala any more (deleted or moved after the snapshot).
 How the wait looks, cheapest first (on the emulator a document read costs
 more than a write; a count query about 15 us per document of the collection):
 
-1. With pacing, it follows the chunks still in flight by their last three
-   members (:meth:`~cdc.backfill.pacing.Pacer.step`) until the consumer has
-   reached the end of the snapshot;
+1. With pacing, it follows the chunks still in flight by the member published
+   last on each ordering key (:meth:`~cdc.backfill.pacing.Pacer.step`) until
+   the consumer has reached the end of the snapshot;
 2. then counts the settled documents: once the count reaches the members, all
-   are applied. While many members are pending, progress polls the count;
+   are applied. The count of members skipped as stale runs beside that first
+   count, so the end costs one scan of the collection, not two in a row.
+   While many members are pending, progress polls the count;
 3. when the count stops moving short of that (members deleted after the
    snapshot, or a stuck consumer), it reads the pending members' documents to
    find which ones, and asks Postgres about the absent ones. At most
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,7 +47,7 @@ from consumers.members import document_rpc
 
 FEW_PENDING = 500  # documents: fewer are read, not counted
 STILL_COUNTS = 2  # count polls without movement before the pending members are read
-SENTINEL_POLL_S = 0.1
+SENTINEL_POLL_S = 0.2  # a poll reads the unapplied sentinels: up to one per ordering key
 SENTINEL_PATIENCE_S = 5.0  # then count instead (the sentinels may have been deleted)
 
 
@@ -168,6 +171,8 @@ class Waiter:
         self._still = 0
         self._counted_all = False
         self._sentinel_moved = time.monotonic()
+        self._sentinels_done = False  # followed to the end: the next count should be the last
+        self._stale: int | None = None
 
     def wait(self, rows_read: int) -> WaitReport:
         started = last_move = time.monotonic()
@@ -178,7 +183,8 @@ class Waiter:
             self._show(rows_read, applied, started)
             if not self.pending:
                 if self._counted_all:
-                    self.report.stale = self._count_stale()
+                    self.report.stale = self._stale if self._stale is not None \
+                        else self._count_stale()
                 self.progress.done(self._line(rows_read, self.expected, started))
                 self.report.applied = self.expected
                 return self.report
@@ -199,7 +205,10 @@ class Waiter:
         return self._poll_count()
 
     def _following_sentinels(self) -> bool:
-        if self.sentinels is None or not self.sentinels.unapplied():
+        if self.sentinels is None:
+            return False
+        if not self.sentinels.unapplied():
+            self._sentinels_done = True
             return False
         if time.monotonic() - self._sentinel_moved <= SENTINEL_PATIENCE_S:
             return True
@@ -207,6 +216,7 @@ class Waiter:
         return False
 
     def _poll_count(self) -> bool:
+        stale = self._stale_beside() if self._sentinels_done and self._count < 0 else None
         counted = count(settled_query(self.collection, self.lsn),
                         "counting applied member documents")
         moved = counted != self._count
@@ -214,6 +224,8 @@ class Waiter:
         if counted >= self.expected - self.gone:
             self.pending.clear()
             self._counted_all = True
+            if stale is not None:
+                self._stale = stale.result()
             return True
         self._still = 0 if moved else self._still + 1
         if self._still >= STILL_COUNTS:
@@ -234,6 +246,13 @@ class Waiter:
                     self.gone += 1
         self.report.pending = sorted(self.pending)[:20]
         return len(self.pending) != before
+
+    def _stale_beside(self) -> Future[int]:
+        """The stale count on a thread of its own, while the settled documents are counted."""
+        pool = ThreadPoolExecutor(1, thread_name_prefix="stale-count")
+        future = pool.submit(self._count_stale)
+        pool.shutdown(wait=False)
+        return future
 
     def _count_stale(self) -> int:
         return sum(count(stale_query(self.collection, part), "counting superseded members")

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cdc.backfill.pacing import Pacer
+from cdc.backfill.pacing import Member, Pacer
+
+
+def chunk(*kennitalas: str, keys: int = 256) -> list[Member]:
+    """Members in publish order; the ordering key of the n-th is n % keys."""
+    return [(k, n % keys) for n, k in enumerate(kennitalas)]
 
 
 class FakeConsumer:
@@ -14,9 +19,9 @@ class FakeConsumer:
         self.applied: set[str] = set()
         self.checks = 0
 
-    def check(self, kennitalas: Sequence[str]) -> int:
+    def check(self, kennitalas: Sequence[str]) -> set[str]:
         self.checks += 1
-        return sum(1 for k in kennitalas if k in self.applied)
+        return set(kennitalas) & self.applied
 
 
 class FakeClock:
@@ -45,9 +50,9 @@ def test_chunks_within_the_window_are_published_without_checking() -> None:
     consumer = FakeConsumer()
     p = pacer(consumer, FakeClock(consumer))
     p.before_chunk()
-    p.after_chunk(["a1", "a2"])
+    p.after_chunk(chunk("a1", "a2"))
     p.before_chunk()
-    p.after_chunk(["b1"])
+    p.after_chunk(chunk("b1"))
     assert consumer.checks == 0
 
 
@@ -55,39 +60,47 @@ def test_a_chunk_waits_until_the_last_members_of_the_chunk_a_window_back_are_app
     consumer = FakeConsumer()
     clock = FakeClock(consumer, {1.0: "a4"})
     p = pacer(consumer, clock)
-    p.after_chunk(["a1", "a2", "a3", "a4"])
-    p.after_chunk(["b1"])
+    p.after_chunk(chunk("a1", "a2", "a3", "a4"))
+    p.after_chunk(chunk("b1"))
     p.before_chunk()
     assert 1.0 <= clock.now < 1.2
-    assert not p.gave_up and list(p.in_flight) == [["b1"]]
+    assert not p.gave_up and list(p.in_flight) == [chunk("b1")]
 
 
 def test_only_the_last_few_members_of_a_chunk_are_checked() -> None:
     consumer = FakeConsumer()
     asked: list[list[str]] = []
 
-    def check(kennitalas: Sequence[str]) -> int:
+    def check(kennitalas: Sequence[str]) -> set[str]:
         asked.append(list(kennitalas))
-        return len(kennitalas)
+        return set(kennitalas)
 
     p = Pacer(check, window=1)
-    p.after_chunk([f"m{i}" for i in range(100)])
+    p.after_chunk(chunk(*(f"m{i}" for i in range(100))))
     p.before_chunk()
     assert asked == [["m97", "m98", "m99"]] and consumer.checks == 0
 
 
-def test_after_publishing_the_wait_follows_the_chunks_in_flight_one_check_at_a_time() -> None:
+def test_after_publishing_the_wait_follows_the_last_member_of_every_ordering_key() -> None:
     consumer = FakeConsumer()
-    p = Pacer(consumer.check, window=3)
-    p.after_chunk(["a1", "a2", "a3"])
-    p.after_chunk(["b1", "b2"])
-    assert p.unapplied() == 5
-    assert not p.step() and p.unapplied() == 5  # nothing applied yet
-    consumer.applied |= {"a3", "b2"}
-    assert p.step() and p.unapplied() == 2
+    asked: list[list[str]] = []
+
+    def check(kennitalas: Sequence[str]) -> set[str]:
+        asked.append(sorted(kennitalas))
+        return consumer.check(kennitalas)
+
+    p = Pacer(check, window=3)
+    p.after_chunk(chunk("a0", "a1", "a2", "a3", keys=3))  # keys 0 1 2 0
+    p.after_chunk(chunk("b0", "b1", keys=3))  # keys 0 1
+    assert p.unapplied() == 6
+    assert not p.step() and p.unapplied() == 6  # nothing applied yet
+    assert asked == [["a2", "b0", "b1"]], "the last member of each key, over both chunks"
+    consumer.applied |= {"b0", "a2"}
+    assert p.step() and p.unapplied() == 6 and asked[-1] == ["a2", "b0", "b1"]
+    assert not p.step() and asked[-1] == ["b1"], "only the sentinels still unapplied"
+    consumer.applied.add("b1")
     assert p.step() and p.unapplied() == 0
-    assert not p.step()
-    assert consumer.checks == 3
+    assert not p.step() and consumer.checks == 4
 
 
 def test_when_nothing_is_applied_the_pacer_gives_up_and_stops_waiting() -> None:
@@ -96,11 +109,11 @@ def test_when_nothing_is_applied_the_pacer_gives_up_and_stops_waiting() -> None:
     p = pacer(consumer, clock)
     for name in ("a", "b", "c"):
         p.before_chunk()
-        p.after_chunk([name])
+        p.after_chunk(chunk(name))
     assert p.gave_up and 5.0 < clock.now < 5.5
     checks = consumer.checks
     p.before_chunk()
-    p.after_chunk(["d"])
+    p.after_chunk(chunk("d"))
     assert consumer.checks == checks
 
 
