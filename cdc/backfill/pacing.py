@@ -68,9 +68,11 @@ class Pacer:
         self.gave_up = False
         self._tail: dict[int, str] | None = None  # key -> last member: the wait's sentinels
 
-    def before_chunk(self) -> None:
-        """Wait until at most ``window - 1`` earlier chunks are unapplied."""
-        while not self.gave_up and len(self.in_flight) >= self.window:
+    def before_chunk(self, events: int = 1) -> None:
+        """Before a chunk of ``events``: wait until at most ``window - 1`` earlier
+        chunks are unapplied. An empty chunk (the runner's last) waits for none:
+        the wait that follows (wait.py) watches the chunks still in flight."""
+        while events and not self.gave_up and len(self.in_flight) >= self.window:
             self._wait_for([k for k, _ in self.in_flight.popleft()[-SENTINELS:]])
 
     def after_chunk(self, members: Sequence[Member]) -> None:

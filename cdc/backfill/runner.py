@@ -252,7 +252,7 @@ class Backfill:
             for chunks_done, (events, ckpt) in enumerate(self._chunks(reader, plan, state),
                                                          start=1):
                 if pacer is not None:
-                    pacer.before_chunk()
+                    pacer.before_chunk(len(events))
                 if self.options.compare:
                     self.diff.add(self._compare(pre, events))
                     ckpt = replace(ckpt, created=self.diff.created, updated=self.diff.updated,

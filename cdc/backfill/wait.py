@@ -262,8 +262,9 @@ class Waiter:
         return len(self.pending) <= FEW_PENDING
 
     def _interval(self) -> float:
-        if self.sentinels is not None and self.sentinels.unapplied():
-            return SENTINEL_POLL_S
+        if self.sentinels is not None and not self._sentinels_done:
+            # following them; once the last one is applied, count at once
+            return SENTINEL_POLL_S if self.sentinels.unapplied() else 0.0
         if self._few_pending():
             return min(self.poll_s, max(0.25, len(self.pending) / 5000))
         return self.poll_s

@@ -56,6 +56,15 @@ def test_chunks_within_the_window_are_published_without_checking() -> None:
     assert consumer.checks == 0
 
 
+def test_the_empty_last_chunk_waits_for_nothing_even_with_the_window_full() -> None:
+    consumer = FakeConsumer()
+    p = pacer(consumer, FakeClock(consumer))
+    p.after_chunk(chunk("a1"))
+    p.after_chunk(chunk("b1"))
+    p.before_chunk(0)
+    assert consumer.checks == 0 and p.unapplied() == 2
+
+
 def test_a_chunk_waits_until_the_last_members_of_the_chunk_a_window_back_are_applied() -> None:
     consumer = FakeConsumer()
     clock = FakeClock(consumer, {1.0: "a4"})

@@ -115,6 +115,18 @@ def test_after_the_pacers_last_chunks_one_count_checks_every_member(
     assert firestore.counts == 1 + 1  # the settled documents, then the stale ones
 
 
+def test_once_the_last_sentinel_is_applied_the_count_follows_without_a_pause(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(5000)
+    FakeFirestore(set(everyone), monkeypatch)
+    sleeps: list[float] = []
+    monkeypatch.setattr(wait.time, "sleep", sleeps.append)
+    w = Waiter(Settings(project="p"), _NoFirestore(), L, everyone,  # type: ignore[arg-type]
+               lambda ks: set(), sentinels=FakeSentinels([2500, 2500]), poll_s=5.0)
+    assert w.wait(rows_read=20_000).applied == 5000
+    assert sleeps == [wait.SENTINEL_POLL_S, 0.0]  # never the count's poll interval
+
+
 def test_few_pending_members_are_read_and_never_counted(monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
     everyone = members(100)
