@@ -42,7 +42,7 @@ class TimedHandler:
         self.latencies: list[float] = []
 
     def handle(self, batch: list[Delivery]) -> Outcome:
-        outcome = self.inner.handle(batch)
+        outcome: Outcome = self.inner.handle(batch)
         now = time.time()
         for delivery in outcome.done:
             commit_time = orjson.loads(delivery.data)["commit_time"]

@@ -36,6 +36,7 @@ from cdc import stack
 from cdc.event_builder import EventBuilder, TransactionEnd
 from cdc.lsn import Lsn
 from cdc.pgoutput.decoder import decode
+from cdc.pgoutput.messages import Commit, Insert
 from cdc.publisher import EventPublisher
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.reader import Reader, ReaderOptions, _epoch
@@ -113,8 +114,8 @@ def time_ours(url: str, slot: str, pub: str, end: Lsn, build: bool) -> tuple[flo
                         if item.end_lsn >= end:
                             return time.perf_counter() - started, rows
             else:
-                rows += type(message).__name__ == "Insert"
-                if type(message).__name__ == "Commit" and message.end_lsn >= end:  # type: ignore[attr-defined]
+                rows += isinstance(message, Insert)
+                if isinstance(message, Commit) and message.end_lsn >= end:
                     return time.perf_counter() - started, rows
     finally:
         session.close()
@@ -271,10 +272,12 @@ def main() -> None:
     try:
         with psycopg.connect(svc.admin_url) as conn:
             print(f"postgres: {conn.info.server_version}")
-        for step, run in (("1", lambda url: bench_decode(url, args.rows)),
-                          ("2", lambda url: bench_publish(svc, url, args.members)),
-                          ("3", lambda url: bench_latency(svc, url, args.rate, args.seconds)),
-                          ("4", lambda url: bench_memory(svc, url, args.big))):
+        steps: list[tuple[str, Callable[[str], object]]] = [
+            ("1", lambda url: bench_decode(url, args.rows)),
+            ("2", lambda url: bench_publish(svc, url, args.members)),
+            ("3", lambda url: bench_latency(svc, url, args.rate, args.seconds)),
+            ("4", lambda url: bench_memory(svc, url, args.big))]
+        for step, run in steps:
             if step in skip:
                 continue
             url = svc.create_database()

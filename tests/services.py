@@ -44,7 +44,7 @@ class Services:
         return self.database_url(name)
 
     def drop_database(self, url: str) -> None:
-        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        name = str(psycopg.conninfo.conninfo_to_dict(url)["dbname"])
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
@@ -68,7 +68,8 @@ def start_services() -> Services:
     if not (pg_url and pubsub and firestore):
         info = stack.start(state, postgres=not pg_url, emulators=not (pubsub and firestore))
         if not pg_url:
-            pg_url, _ = info.database_url, started.append("postgres")
+            pg_url = info.database_url
+            started.append("postgres")
         if not (pubsub and firestore):
             pubsub, firestore = info.pubsub_host, info.firestore_host
             started.append("emulators")

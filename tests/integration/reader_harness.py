@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.provisioning import setup_source
 from cdc.pubsub_admin import PubSubAdmin
@@ -96,6 +96,18 @@ class Collector:
         return self.events
 
 
+def wal_insert_position(conn: Any) -> int:
+    """Where the source's WAL ends now, in bytes."""
+    row = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()
+    return int(row[0])
+
+
+def slot_active(conn: Any, slot: str) -> bool:
+    row = conn.execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s",
+                       (slot,)).fetchone()
+    return bool(row and row[0])
+
+
 def confirmed_lsn(conn: Any, slot: str) -> int:
     row = conn.execute("SELECT confirmed_flush_lsn - '0/0'::pg_lsn FROM pg_replication_slots "
                        "WHERE slot_name = %s", (slot,)).fetchone()
@@ -122,6 +134,11 @@ def spawn_cdc(settings: Settings, *args: str, env: dict[str, str] | None = None,
     return subprocess.Popen(
         [sys.executable, "-m", "cdc", *args], env=env or cdc_env(settings),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stderr_tail(proc: subprocess.Popen[bytes], chars: int = 2000) -> str:
+    """The end of what a finished ``spawn_cdc`` process wrote to stderr."""
+    return proc.stderr.read().decode()[-chars:] if proc.stderr else ""
 
 
 def process_memory_kb(pid: int, field: str = "VmHWM") -> int:

@@ -70,7 +70,7 @@ def test_a_deleted_orphan_is_not_brought_back_by_an_older_redelivered_event(
     apply(MemberApplier(FirestoreBackend(db, settings.members_collection)), late)  # restarted
     assert not members.document(k).get().exists
     index = db.collection(index_collection_name(settings.members_collection))
-    state = orjson.loads(index.document("7").get().to_dict()["state"])
+    state = orjson.loads((index.document("7").get().to_dict() or {})["state"])
     assert state["comrade"][1] is None and state["emails"]["3"][1] is None
 
 

@@ -21,7 +21,10 @@ from tests.integration.reader_harness import (
     process_memory_kb,
     provision,
     running_reader,
+    slot_active,
     spawn_cdc,
+    stderr_tail,
+    wal_insert_position,
 )
 from tests.waiting import wait_for
 
@@ -86,8 +89,7 @@ def test_nothing_is_confirmed_past_what_pubsub_acked_and_publishing_resumes(
         try:
             _insert_comrades(conn, 100, 10)
             time.sleep(4)  # several status intervals while publishing fails
-            assert confirmed_lsn(conn, settings.slot) < int(
-                conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0])
+            assert confirmed_lsn(conn, settings.slot) < wal_insert_position(conn)
             stuck_at = confirmed_lsn(conn, settings.slot)
             time.sleep(2)
             assert confirmed_lsn(conn, settings.slot) == stuck_at
@@ -114,7 +116,7 @@ def test_an_idle_slot_advances_on_keepalives_while_other_tables_write(
         with running_reader(settings):
             for _ in range(20):
                 conn.execute("INSERT INTO not_captured (note) VALUES ('x')")
-            target = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0]
+            target = wal_insert_position(conn)
             wait_for(lambda: confirmed_lsn(conn, settings.slot) >= target, 30,
                      "the idle slot to advance")
 
@@ -126,9 +128,8 @@ def test_a_second_reader_waits_in_standby_and_takes_over_when_the_first_dies(
     first = spawn_cdc(settings, "run", "--http-port", "0")
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            wait_for(lambda: conn.execute(
-                "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
-                (settings.slot,)).fetchone()[0], 20, "the first reader to hold the slot")
+            wait_for(lambda: slot_active(conn, settings.slot), 20,
+                     "the first reader to hold the slot")
             with running_reader(settings) as second:
                 wait_for(lambda: second.state == "standby", 20, "the second reader's standby")
                 first.send_signal(signal.SIGKILL)
@@ -152,11 +153,11 @@ def test_a_million_row_transaction_arrives_whole_with_bounded_reader_memory(
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
             _insert_comrades(conn, 1, rows)
-            target = conn.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()[0]
+            target = wal_insert_position(conn)
             deadline = time.monotonic() + 600
             while confirmed_lsn(conn, settings.slot) < target:
                 assert time.monotonic() < deadline, "the transaction was not confirmed"
-                assert reader.poll() is None, reader.stderr.read().decode()[-2000:]
+                assert reader.poll() is None, stderr_tail(reader)
                 peak_kb = max(peak_kb, process_memory_kb(reader.pid, "VmRSS"))
                 time.sleep(0.5)
             peak_kb = max(peak_kb, process_memory_kb(reader.pid, "VmHWM"))

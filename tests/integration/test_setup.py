@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from psycopg import sql
 
-from cdc import provisioning
+from cdc import provisioning, source_status
 from cdc.cli import main
 from cdc.settings import Settings
 from cdc.source_status import SourceState
@@ -214,12 +214,12 @@ def test_check_ready_names_a_table_missing_from_the_publication(settings: Settin
 
 def test_wal_level_not_logical_exits_2_and_says_how_to_fix_it(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = provisioning.read_source_state
+    real = source_status.read_source_state
 
     def replica_wal_level(conn: psycopg.Connection[Any], s: Settings) -> SourceState:
         return dataclasses.replace(real(conn, s), wal_level="replica")
 
-    monkeypatch.setattr(provisioning, "read_source_state", replica_wal_level)
+    monkeypatch.setattr("cdc.provisioning.read_source_state", replica_wal_level)
     result = cdc(settings, "setup")
 
     line = one_error_line(result)
@@ -230,7 +230,7 @@ def test_wal_level_not_logical_exits_2_and_says_how_to_fix_it(
 
 def test_unlimited_wal_retention_is_a_warning_not_an_error(settings: Settings) -> None:
     with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
-        state = dataclasses.replace(provisioning.read_source_state(conn, settings),
+        state = dataclasses.replace(source_status.read_source_state(conn, settings),
                                     max_slot_wal_keep_size_mb=-1)
 
     problems = provisioning.source_problems(state, settings)

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from google.cloud import firestore, pubsub_v1
+from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
 from cdc import provisioning
 from cdc.settings import Settings

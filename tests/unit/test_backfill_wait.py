@@ -120,7 +120,7 @@ def test_once_the_last_sentinel_is_applied_the_count_follows_without_a_pause(
     everyone = members(5000)
     FakeFirestore(set(everyone), monkeypatch)
     sleeps: list[float] = []
-    monkeypatch.setattr(wait.time, "sleep", sleeps.append)
+    monkeypatch.setattr("cdc.backfill.wait.time.sleep", sleeps.append)
     w = Waiter(Settings(project="p"), _NoFirestore(), L, everyone,  # type: ignore[arg-type]
                lambda ks: set(), sentinels=FakeSentinels([2500, 2500]), poll_s=5.0)
     assert w.wait(rows_read=20_000).applied == 5000

@@ -25,7 +25,7 @@ class FakePublishRpc:
 
     def __init__(self, failures: int = 0, error: Exception | None = None) -> None:
         self.failures = failures
-        self.error = error or gexc.ServiceUnavailable("down")
+        self.error = error or gexc.ServiceUnavailable("down")  # type: ignore[no-untyped-call]
         self.calls = 0
         self.published: list[Any] = []
         self.gate = threading.Event()
@@ -93,7 +93,7 @@ def test_a_failing_request_is_retried_whole_and_nothing_is_acked_meanwhile() -> 
 
 
 def test_permission_denied_is_permanent_and_surfaces_to_the_caller() -> None:
-    rpc = FakePublishRpc(failures=1, error=gexc.PermissionDenied("no"))
+    rpc = FakePublishRpc(failures=1, error=gexc.PermissionDenied("no"))  # type: ignore[no-untyped-call]
     publisher = EventPublisher(SETTINGS, rpc=rpc)
     publisher.publish(event(1))
     with pytest.raises(SinkMisconfigured):

@@ -8,6 +8,7 @@ from typing import Any
 
 from cdc import provisioning
 from cdc.cli.status_cmd import attention, render
+from cdc.errors import SourceMisconfigured
 from cdc.lsn import Lsn
 from cdc.settings import DEFAULT_TABLES, Settings
 from cdc.source_status import PUBLISHED_OPS, PublicationState, SlotState, SourceState, TableState
@@ -98,7 +99,7 @@ def test_raise_for_names_the_first_error_and_counts_the_rest() -> None:
         healthy_state(wal_level="minimal", replication=False), SETTINGS)
     try:
         provisioning.raise_for(problems)
-    except provisioning.SourceMisconfigured as exc:
+    except SourceMisconfigured as exc:
         assert "and 1 more problem" in str(exc)
     else:
         raise AssertionError("no error raised")
