@@ -41,6 +41,7 @@ PROCESSES = (("reader", ("run", "--http-port", "0")),
 def demo(state_dir: Path, once: bool, keep: bool) -> None:
     """Run the pipeline end to end on a local stack with demo members."""
     state_dir = state_dir.resolve()
+    signal.signal(signal.SIGTERM, _interrupt)  # kill, timeout, docker stop: clean up too
     click.echo(f"starting Postgres and the emulators in {state_dir} ...")
     stack.stop(state_dir, remove=True)  # a demo always starts from scratch
     info = stack.start(state_dir)
@@ -58,11 +59,19 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
         if not once:
             _print_exports(info.env())
             click.echo("Ctrl-C stops the pipeline.")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            while True:  # not signal.pause(): a signal may land on another thread, and
+                time.sleep(0.5)  # the handler runs only when the main thread looks
+    except KeyboardInterrupt:
+        click.echo("stopping the pipeline and the stack ...")
     finally:
         _stop_all(children)
         if not keep:
             stack.stop(state_dir, remove=True)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    """SIGTERM ends the demo the way Ctrl-C does: children and stack are stopped."""
+    raise KeyboardInterrupt
 
 
 def _spawn(name: str, args: tuple[str, ...], env: dict[str, str],

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,9 +16,22 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+def own_env() -> dict[str, str]:
+    """The demo starts its own stack: no services of the test run."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "CDC_DATABASE_URL")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_the_demo_runs_the_pipeline_end_to_end_and_cleans_up(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST", "CDC_DATABASE_URL")}
+    env = own_env()
     state = tmp_path / "stack"
     done = subprocess.run([sys.executable, "-m", "cdc", "demo", "--once", "--dir", str(state)],
                           env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -25,3 +42,28 @@ def test_the_demo_runs_the_pipeline_end_to_end_and_cleans_up(tmp_path: Path) -> 
     last_step = out.split("Ari resigns")[-1]
     assert "2307993349" not in last_step
     assert not (state / "stack.json").exists()
+
+
+def test_sigterm_stops_a_running_demo_and_its_whole_stack(tmp_path: Path) -> None:
+    state = tmp_path / "stack"
+    demo = subprocess.Popen([sys.executable, "-m", "cdc", "demo", "--dir", str(state)],
+                            env=own_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    assert demo.stdout is not None
+    lines: list[str] = []
+    for line in demo.stdout:  # the demo plays its changes, then waits to be stopped
+        lines.append(line)
+        if "Ctrl-C stops the pipeline." in line:
+            break
+    assert demo.poll() is None, "".join(lines)[-3000:]
+    info = json.loads((state / "stack.json").read_text())
+    pids = [info["pubsub_pid"], info["firestore_pid"]]
+    demo.send_signal(signal.SIGTERM)  # as kill, timeout or docker stop would
+    assert demo.wait(timeout=120) == 0, demo.stdout.read()[-3000:]
+    assert not (state / "stack.json").exists()
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids), "an emulator outlived the demo"
+    with pytest.raises(OSError):  # Postgres is down too
+        socket.create_connection(("127.0.0.1", info["pg_port"]), timeout=2).close()
