@@ -21,7 +21,7 @@ from psycopg import sql
 
 from cdc.events import CHILD_TABLES, MEMBER_TABLE
 
-DEFAULT_CHUNK = 5000
+DEFAULT_CHUNK = 2500  # members: with pacing, two chunks (~20k events) wait in Pub/Sub
 FIRST_CHUNK = 500
 
 
