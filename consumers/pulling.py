@@ -73,11 +73,19 @@ class Prefetcher:
             self._thread.start()
         return self
 
-    def stop(self) -> list[Delivery]:
-        """Stop pulling; the messages still queued (for the caller to nack)."""
+    def interrupt(self) -> None:
+        """Stop pulling and wake every waiting :meth:`take` (it returns nothing).
+
+        Safe from a signal handler: it only flags and notifies. :meth:`stop`
+        then joins the pulling thread and hands back what is queued.
+        """
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+
+    def stop(self) -> list[Delivery]:
+        """Stop pulling; the messages still queued (for the caller to nack)."""
+        self.interrupt()
         if self._thread is not None:
             self._thread.join(timeout=30)
         with self._cond:
@@ -89,7 +97,11 @@ class Prefetcher:
 
     # -- the handlers' side --------------------------------------------------------
     def take(self, most: int, wait: float) -> list[Delivery]:
-        """Up to ``most`` queued messages, waiting up to ``wait`` s for the first one."""
+        """Up to ``most`` queued messages, waiting up to ``wait`` s for the first one.
+
+        Once interrupted it returns nothing: what is queued is handed back by
+        :meth:`stop`, not started as a new batch.
+        """
         self.start()
         deadline = time.monotonic() + wait
         with self._cond:
@@ -98,6 +110,8 @@ class Prefetcher:
                 if left <= 0:
                     return []
                 self._cond.wait(left)
+            if self._stopping:
+                return []
             if self._error is not None and not self._queue:
                 error, self._error = self._error, None
                 self._cond.notify_all()

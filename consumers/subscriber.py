@@ -122,8 +122,12 @@ class SubscriberRunner:
 
     # -- lifecycle --------------------------------------------------------------
     def stop(self) -> None:
-        """Finish the batches in flight, settle them, then return from :meth:`run`."""
+        """Finish the batches in flight, settle them, then return from :meth:`run`.
+
+        Workers waiting for messages wake at once (not after the pull timeout).
+        """
         self._stop.set()
+        self.prefetcher.interrupt()
 
     def run(self) -> int:
         """Exit code: 0 after a signal or :meth:`stop`, 1 after a permanent failure."""

@@ -88,6 +88,28 @@ def test_stop_hands_back_what_was_pulled_and_not_taken() -> None:
     assert [d.message_id for d in left] == ["2", "3", "4", "5"]
 
 
+def test_interrupt_wakes_a_taker_waiting_for_messages() -> None:
+    prefetch = Prefetcher(Source(total=0).pull, Source(0).extend, limit=10).start()
+    got: list[list[Delivery]] = []
+    taker = threading.Thread(target=lambda: got.append(prefetch.take(5, wait=60)))
+    taker.start()
+    time.sleep(0.05)
+    prefetch.interrupt()
+    taker.join(timeout=10)
+    assert not taker.is_alive(), "the taker still waits after interrupt()"
+    assert got == [[]]
+    prefetch.stop()
+
+
+def test_once_interrupted_queued_messages_are_handed_back_not_taken() -> None:
+    source = Source(total=3)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10).start()
+    eventually(lambda: prefetch.held() == 3)
+    prefetch.interrupt()
+    assert prefetch.take(5, wait=60) == []
+    assert [d.message_id for d in prefetch.stop()] == ["0", "1", "2"]
+
+
 def test_a_pull_error_reaches_the_taker_and_pulling_goes_on() -> None:
     source = Source(total=3, errors=[SinkUnavailable("pubsub down")])
     prefetch = Prefetcher(source.pull, source.extend, limit=10, backoff=lambda _: 0.01)
