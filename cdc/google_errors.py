@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
+import grpc
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
@@ -29,6 +31,23 @@ def translate(exc: BaseException, what: str) -> CdcError:
         return SinkMisconfigured(f"{what}: {type(exc).__name__}: {exc}")
     return SinkUnavailable(f"{what}: {type(exc).__name__}: {exc}",
                            hint="retrying with backoff; check the Google service or emulator")
+
+
+@contextlib.contextmanager
+def raw_grpc_errors() -> Iterator[None]:
+    """Around a call on a client's raw gRPC channel (no GAPIC layer): its
+    ``grpc.RpcError`` becomes the google-api-core exception the GAPIC method
+    would have raised, so retries and :func:`google_boundary` see the same."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
+
+
+def serialize(message: Any) -> bytes:
+    """The request serializer of a raw gRPC method: a plain protobuf message."""
+    data: bytes = message.SerializeToString()
+    return data
 
 
 @contextlib.contextmanager

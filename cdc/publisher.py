@@ -25,15 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import grpc
-from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import PublishResponse
 
 from cdc import metrics
 from cdc.errors import CdcError, PermanentError, RetryableError
 from cdc.events import ChangeEvent
-from cdc.google_errors import google_boundary
+from cdc.google_errors import google_boundary, raw_grpc_errors
 from cdc.logs import fields
 from cdc.pubsub_wire import publish_request, pubsub_message
 from cdc.settings import Settings
@@ -75,11 +73,9 @@ class GrpcPublishRpc:
                                          response_deserializer=_RAW_RESPONSE.FromString)
 
     def publish(self, topic: str, messages: list[bytes], timeout: float) -> None:
-        try:
+        with raw_grpc_errors():
             self._call(publish_request(topic, messages), timeout=timeout,
                        metadata=(("x-goog-request-params", f"topic={topic}"),))
-        except grpc.RpcError as exc:
-            raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,13 +20,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import grpc
 from google.api_core import exceptions as gexc
 from google.protobuf import empty_pb2
 from google.pubsub_v1 import AcknowledgeRequest, ModifyAckDeadlineRequest, PullRequest, PullResponse
 
 from cdc.errors import CdcError
-from cdc.google_errors import google_boundary
+from cdc.google_errors import google_boundary, raw_grpc_errors, serialize
 from consumers.delivery import Delivery
 
 ACK_CHUNK = 1000  # ack ids per Acknowledge / ModifyAckDeadline call (Pub/Sub's limit is 2,500)
@@ -97,20 +96,13 @@ class GrpcSubscription:
 
 def _method(channel: Any, name: str, response: Any) -> Any:
     """A unary method on ``channel`` that sends and returns raw protobufs."""
-    return channel.unary_unary(_SERVICE + name, request_serializer=_serialize,
+    return channel.unary_unary(_SERVICE + name, request_serializer=serialize,
                                response_deserializer=response.FromString)
 
 
-def _serialize(message: Any) -> bytes:
-    data: bytes = message.SerializeToString()
-    return data
-
-
 def _call(method: Any, request: Any, timeout: float, metadata: Any) -> Any:
-    try:
+    with raw_grpc_errors():
         return method(request, timeout=timeout, metadata=metadata)
-    except grpc.RpcError as exc:
-        raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
 
 
 def chunks(ids: list[str]) -> Iterator[list[str]]:

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import grpc
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cdc.google_errors import google_boundary
+from cdc.google_errors import google_boundary, raw_grpc_errors, serialize
 
 READ_CHUNK = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,10 +118,8 @@ def commit(client: Any, request: Any) -> list[Timestamp]:
     from an outage).
     """
     rpc = _rpc(client)
-    try:
+    with raw_grpc_errors():
         response = rpc.commit(request, metadata=rpc.metadata)
-    except grpc.RpcError as exc:
-        raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
     return [Timestamp(seconds=r.update_time.seconds, nanos=r.update_time.nanos)
             for r in response.write_results]
 
@@ -147,30 +144,23 @@ def _rpc(client: Any) -> _Methods:
                     ("x-goog-request-params", f"database={client._database_string}"))
         methods = _Methods(
             batch_get=channel.unary_stream(_SERVICE + "BatchGetDocuments",
-                                           request_serializer=_serialize,
+                                           request_serializer=serialize,
                                            response_deserializer=_Response.FromString),
-            run_query=channel.unary_stream(_SERVICE + "RunQuery", request_serializer=_serialize,
+            run_query=channel.unary_stream(_SERVICE + "RunQuery", request_serializer=serialize,
                                            response_deserializer=_QueryResponse.FromString),
-            commit=channel.unary_unary(_SERVICE + "Commit", request_serializer=_serialize,
+            commit=channel.unary_unary(_SERVICE + "Commit", request_serializer=serialize,
                                        response_deserializer=_CommitResponse.FromString),
             metadata=metadata)
         _METHODS[client] = methods
     return methods
 
 
-def _serialize(message: Any) -> bytes:
-    data: bytes = message.SerializeToString()
-    return data
-
-
 def _retried(call: Callable[[], Any]) -> Any:
     """``call()``, again after a transient error (google-api-core exceptions)."""
     for attempt in range(1, READ_ATTEMPTS + 1):
         try:
-            try:
+            with raw_grpc_errors():
                 return call()
-            except grpc.RpcError as exc:
-                raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
         except _TRANSIENT:
             if attempt == READ_ATTEMPTS:
                 raise
@@ -192,10 +182,8 @@ def _stream(method: Any, request: Any, metadata: Any) -> Iterator[Any]:
     if head is None:
         return
     yield head
-    try:
+    with raw_grpc_errors():
         yield from responses
-    except grpc.RpcError as exc:
-        raise gexc.from_grpc_error(exc) from exc  # type: ignore[no-untyped-call]
 
 
 def doc_id(path: str) -> str:
