@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.api_core import exceptions as gexc
-
 from cdc.errors import CdcError
 from cdc.google_errors import google_boundary
 from cdc.logs import fields
 from cdc.settings import Settings
+from consumers.subscription_rpc import GrpcSubscription, SubscriptionRpc
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +109,14 @@ class DeadLetter:
 class DeadLetters:
     """Reads the dead-letter subscription; replays to the main topic; discards."""
 
-    def __init__(self, settings: Settings, subscriber: Any = None, publisher: Any = None,
-                 pull_timeout: float = 3.0) -> None:
+    def __init__(self, settings: Settings, rpc: SubscriptionRpc | None = None,
+                 publisher: Any = None, pull_timeout: float = 3.0) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         project = settings.require_project()
-        self.subscriber = subscriber or pubsub_v1.SubscriberClient()
+        self.rpc = rpc or GrpcSubscription(project, settings.dead_letter_subscription)
         self.publisher = publisher or pubsub_v1.PublisherClient(
             publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True))
-        self.path = self.subscriber.subscription_path(project, settings.dead_letter_subscription)
         self.topic = self.publisher.topic_path(project, settings.topic)
         self.pull_timeout = pull_timeout
 
@@ -138,27 +136,15 @@ class DeadLetters:
         return list(seen.values())
 
     def _pull(self, count: int) -> list[DeadLetter]:
-        try:
-            with google_boundary("reading the dead-letter subscription"):
-                response = self.subscriber.pull(
-                    request={"subscription": self.path, "max_messages": count},
-                    timeout=self.pull_timeout)
-        except CdcError as exc:
-            if isinstance(exc.__cause__, gexc.DeadlineExceeded):
-                return []
-            raise
-        return [DeadLetter(r.message.message_id, r.ack_id, bytes(r.message.data),
-                           dict(r.message.attributes), _iso(r.message.publish_time))
-                for r in response.received_messages]
+        return [DeadLetter(d.message_id, d.ack_id, d.data, d.attributes, _iso(d.publish_time))
+                for d in self.rpc.pull(count, True, self.pull_timeout)]
 
     def release(self, letters: list[DeadLetter]) -> None:
         """Put the letters back, untouched."""
-        self._settle(letters, lambda ids: self.subscriber.modify_ack_deadline(request={
-            "subscription": self.path, "ack_ids": ids, "ack_deadline_seconds": 0}))
+        self.rpc.modify_ack_deadline([d.ack_id for d in letters], 0)
 
     def discard(self, letters: list[DeadLetter]) -> None:
-        self._settle(letters, lambda ids: self.subscriber.acknowledge(request={
-            "subscription": self.path, "ack_ids": ids}))
+        self.rpc.acknowledge([d.ack_id for d in letters])
         for letter in letters:
             log.info("dead letter discarded", extra=fields(id=letter.message_id,
                                                            reason=letter.reason))
@@ -178,13 +164,6 @@ class DeadLetters:
                 progress(letter)
         self.discard(replayed)
         return len(replayed)
-
-    def _settle(self, letters: list[DeadLetter], call: Callable[[list[str]], Any]) -> None:
-        ids = [d.ack_id for d in letters]
-        for start in range(0, len(ids), 1000):
-            with google_boundary("settling dead letters"):
-                call(ids[start:start + 1000])
-
 
 def _iso(value: Any) -> str:
     return value.isoformat() if value else ""
