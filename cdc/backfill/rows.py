@@ -33,7 +33,7 @@ _AS_IS = frozenset({type(None), bool, int, str})  # exact types that are JSON al
 
 def json_value(value: Any) -> Any:
     """One column value as the event contract's JSON type."""
-    if type(value) in _AS_IS or value is None or isinstance(value, bool | int | str):
+    if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else _float_text(value)

@@ -94,9 +94,9 @@ class FakeFirestore:
 
 
 def waiter(members: list[str], *, sentinels: FakeSentinels | None = None,
-           exists: set[str] | None = None, stall_s: float = 5.0) -> Waiter:
+           exists: set[str] | None = None, stall_s: float = 5.0, poll_s: float = 0.0) -> Waiter:
     return Waiter(Settings(project="p"), _NoFirestore(), L, members,  # type: ignore[arg-type]
-                  lambda ks: set(ks) & (exists or set()), sentinels=sentinels, poll_s=0.0,
+                  lambda ks: set(ks) & (exists or set()), sentinels=sentinels, poll_s=poll_s,
                   stall_s=stall_s)
 
 
@@ -121,8 +121,7 @@ def test_once_the_last_sentinel_is_applied_the_count_follows_without_a_pause(
     FakeFirestore(set(everyone), monkeypatch)
     sleeps: list[float] = []
     monkeypatch.setattr("cdc.backfill.wait.time.sleep", sleeps.append)
-    w = Waiter(Settings(project="p"), _NoFirestore(), L, everyone,  # type: ignore[arg-type]
-               lambda ks: set(), sentinels=FakeSentinels([2500, 2500]), poll_s=5.0)
+    w = waiter(everyone, sentinels=FakeSentinels([2500, 2500]), poll_s=5.0)
     assert w.wait(rows_read=20_000).applied == 5000
     assert sleeps == [wait.SENTINEL_POLL_S, 0.0]  # never the count's poll interval
 
