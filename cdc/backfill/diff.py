@@ -64,7 +64,7 @@ def compare(client: firestore.Client, collection: firestore.CollectionReference,
             wanted: dict[str, dict[str, Any]]) -> DiffCounts:
     """Count how the stored documents differ from ``wanted``."""
     counts = DiffCounts()
-    paths = [collection.document(i)._document_path for i in wanted]
+    paths = [document_rpc.document_path(client, collection, i) for i in wanted]
     for path, doc in document_rpc.read(client, paths):
         if doc is None:
             counts.created += 1

@@ -102,7 +102,7 @@ def is_stale_for_snapshot(body: dict[str, Any] | None) -> bool:
 def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,
                   what: str = "checking applied member documents") -> Checked:
     """Read ``_cdc`` of these member documents: which reflect the snapshot at ``lsn``."""
-    paths = [collection.document(k)._document_path for k in sorted(kennitalas)]
+    paths = [document_rpc.document_path(client, collection, k) for k in sorted(kennitalas)]
     checked = Checked()
     for path, doc in document_rpc.read(client, paths, ["_cdc.settled", "_cdc.versions.comrade"],
                                        what=what):

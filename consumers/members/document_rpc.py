@@ -24,12 +24,15 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as metadata_version
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cdc.errors import SinkMisconfigured
 from cdc.google_errors import google_boundary, raw_grpc_errors, serialize
 
 READ_CHUNK = 500
@@ -55,12 +58,12 @@ def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
          what: str = "reading member documents") -> Iterator[tuple[str, Any | None]]:
     """(document path, raw ``Document`` or None when absent) for every path, any order.
 
-    ``paths`` are full document names (``DocumentReference._document_path``);
+    ``paths`` are full document names (:func:`document_path`);
     ``fields`` a projection (field paths), or None for whole documents.
     """
     rpc = _rpc(client)
     for start in range(0, len(paths), READ_CHUNK):
-        request = _Request(database=client._database_string,
+        request = _Request(database=rpc.database,
                            documents=list(paths[start:start + READ_CHUNK]))
         if fields is not None:
             request.mask.field_paths.extend(fields)
@@ -81,7 +84,8 @@ def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = 
     Pages of ``page`` documents, each query starting after the last name
     seen, so no single stream has to outlive a deadline; each page streams.
     """
-    parent = collection._parent_info()[0]
+    rpc = _rpc(client)
+    parent = _parent_path(rpc.database, collection)
     after: str | None = None
     while True:
         request = _Query(parent=parent)
@@ -97,7 +101,7 @@ def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = 
                 query.select.fields.add(field_path=path)
         count = 0
         with google_boundary(what):
-            for pb in _stream(_rpc(client).run_query, request, _rpc(client).metadata):
+            for pb in _stream(rpc.run_query, request, rpc.metadata):
                 if pb.HasField("document"):
                     count += 1
                     after = pb.document.name
@@ -108,7 +112,7 @@ def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = 
 
 def commit_request(client: Any) -> Any:
     """An empty ``CommitRequest``: add its writes with ``request.writes.add()``."""
-    return _Commit(database=client._database_string)
+    return _Commit(database=_rpc(client).database)
 
 
 def commit(client: Any, request: Any) -> list[Timestamp]:
@@ -124,12 +128,29 @@ def commit(client: Any, request: Any) -> list[Timestamp]:
             for r in response.write_results]
 
 
+def document_path(client: Any, collection: Any, doc_id: str) -> str:
+    """The full name of document ``doc_id`` of ``collection`` (a CollectionReference).
+
+    ``projects/{p}/databases/{d}/documents/{collection path}/{doc_id}``, built
+    from public attributes and a plain string: no ``DocumentReference`` per
+    document.
+    """
+    return f"{_parent_path(_rpc(client).database, collection)}/{collection.id}/{doc_id}"
+
+
+def _parent_path(database: str, collection: Any) -> str:
+    """What a query on ``collection`` names as its parent: the documents root, or a document."""
+    parent = collection.parent  # a DocumentReference for a subcollection, else None
+    return f"{database}/documents" + (f"/{parent.path}" if parent is not None else "")
+
+
 @dataclass(frozen=True)
 class _Methods:
     batch_get: Any
     run_query: Any
     commit: Any
     metadata: tuple[tuple[str, str], ...]
+    database: str  # projects/{project}/databases/{database}
 
 
 _METHODS: weakref.WeakKeyDictionary[Any, _Methods] = weakref.WeakKeyDictionary()
@@ -139,9 +160,9 @@ def _rpc(client: Any) -> _Methods:
     """The raw methods on ``client``'s channel, made once per client."""
     methods = _METHODS.get(client)
     if methods is None:
-        channel = client._firestore_api.transport.grpc_channel
-        metadata = (*((str(k), str(v)) for k, v in client._rpc_metadata),
-                    ("x-goog-request-params", f"database={client._database_string}"))
+        channel, prefix, database = _internals(client)
+        metadata = (*((str(k), str(v)) for k, v in prefix),
+                    ("x-goog-request-params", f"database={database}"))
         methods = _Methods(
             batch_get=channel.unary_stream(_SERVICE + "BatchGetDocuments",
                                            request_serializer=serialize,
@@ -150,9 +171,36 @@ def _rpc(client: Any) -> _Methods:
                                            response_deserializer=_QueryResponse.FromString),
             commit=channel.unary_unary(_SERVICE + "Commit", request_serializer=serialize,
                                        response_deserializer=_CommitResponse.FromString),
-            metadata=metadata)
+            metadata=metadata, database=database)
         _METHODS[client] = methods
     return methods
+
+
+def _internals(client: Any) -> tuple[Any, Any, str]:
+    """The client's gRPC channel, request metadata and database name.
+
+    The only use of ``google.cloud.firestore.Client`` internals: the raw RPCs
+    must go out exactly as the client's own do (credentials, emulator
+    authorization, resource prefix), and the client offers no public handle on
+    them. tests/unit/test_document_encoding.py checks them against the
+    installed release.
+    """
+    try:
+        return (client._firestore_api.transport.grpc_channel, client._rpc_metadata,
+                str(client._database_string))
+    except AttributeError as exc:
+        raise SinkMisconfigured(
+            f"this google-cloud-firestore ({_installed_version()}) lacks the client "
+            f"internals the raw Firestore RPCs use: {exc}",
+            hint="install the release range pyproject.toml names "
+                 "(pip install -e . in a fresh virtualenv)") from exc
+
+
+def _installed_version() -> str:
+    try:
+        return metadata_version("google-cloud-firestore")
+    except PackageNotFoundError:
+        return "version unknown"
 
 
 def _retried(call: Callable[[], Any]) -> Any:

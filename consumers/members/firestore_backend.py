@@ -80,7 +80,7 @@ class FirestoreBackend:
                 index[cid] = ABSENT
                 self.guess.guessed += 1
             else:
-                refs.append(self.index.document(str(cid))._document_path)
+                refs.append(document_rpc.document_path(self.client, self.index, str(cid)))
         for kennitala in member_ids:
             hit = self.cache.get(self._member_path(kennitala))
             if hit is not None:
@@ -89,7 +89,7 @@ class FirestoreBackend:
                 members[kennitala] = ABSENT
                 self.guess.guessed += 1
             else:
-                refs.append(self.members.document(kennitala)._document_path)
+                refs.append(document_rpc.document_path(self.client, self.members, kennitala))
         for path, doc in document_rpc.read(self.client, refs, _FIELDS):
             self.guess.saw(doc is not None)
             loaded = Loaded(None, None) if doc is None else Loaded(
@@ -108,11 +108,11 @@ class FirestoreBackend:
         request = document_rpc.commit_request(self.client)
         after: list[tuple[str, Row | None]] = []
         for cid, body in writes.index.items():
-            name = self.index.document(str(cid))._document_path
+            name = document_rpc.document_path(self.client, self.index, str(cid))
             encoding.replace(request.writes.add(), name, body, index[cid].token)
             after.append((self._index_path(cid), body))
         for kennitala, doc in writes.members.items():
-            name = self.members.document(kennitala)._document_path
+            name = document_rpc.document_path(self.client, self.members, kennitala)
             token = members[kennitala].token
             if doc is None:
                 encoding.delete(request.writes.add(), name, token)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from google.cloud import firestore
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdc.errors import SinkMisconfigured
 from consumers.members import document_rpc, encoding
 from consumers.members.mapping import MemberState, apply_change, part_changes, render
 from tests.unit.member_fakes import comrade_row, event
@@ -52,14 +55,43 @@ def test_a_document_path_ends_in_its_id() -> None:
     assert document_rpc.doc_id("projects/p/databases/(default)/documents/members/0101") == "0101"
 
 
-class _Client:
-    _database_string = "projects/p/databases/(default)"
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> firestore.Client:
+    """A real client; it connects nowhere until an RPC is sent."""
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")
+    return firestore.Client(project="p")
 
 
-def test_writes_are_filled_in_place_with_their_preconditions() -> None:
+def test_document_paths_are_the_ones_the_firestore_client_itself_builds(
+        client: firestore.Client) -> None:
+    members = client.collection("members")
+    nested = client.collection("groups").document("g1").collection("members")
+    for collection in (members, nested):
+        assert document_rpc.document_path(client, collection, "0101701234") == \
+            collection.document("0101701234")._document_path
+
+
+def test_the_installed_firestore_client_still_offers_the_internals_the_raw_rpcs_use(
+        client: firestore.Client) -> None:
+    request = document_rpc.commit_request(client)
+    assert request.database == "projects/p/databases/(default)"
+    assert ("authorization", "Bearer owner") in document_rpc._rpc(client).metadata
+
+
+class _NotAFirestoreClient:
+    pass
+
+
+def test_a_firestore_client_without_those_internals_is_a_clear_permanent_error() -> None:
+    with pytest.raises(SinkMisconfigured, match="google-cloud-firestore") as raised:
+        document_rpc.commit_request(_NotAFirestoreClient())
+    assert "pyproject.toml" in raised.value.hint
+
+
+def test_writes_are_filled_in_place_with_their_preconditions(client: firestore.Client) -> None:
     name = "projects/p/databases/(default)/documents/members/0101701234"
     seen = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
-    request = document_rpc.commit_request(_Client())
+    request = document_rpc.commit_request(client)
     encoding.replace(request.writes.add(), name, {"kennitala": "0101701234"}, None)
     encoding.replace(request.writes.add(), name, {"django_id": 7}, seen)
     encoding.delete(request.writes.add(), name, seen)
