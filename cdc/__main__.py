@@ -1,3 +1,3 @@
-from cdc.cli import main
+from cdc.cli import run_cli
 
-main()
+run_cli()

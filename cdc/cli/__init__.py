@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cdc import logs
+from cdc import gc_policy, logs
 from cdc.errors import (
     CdcError,
     ConfigError,
@@ -55,6 +55,15 @@ class CdcGroup(click.Group):
 def main(log_level: str) -> None:
     """Postgres -> Pub/Sub -> Firestore change-data-capture for the membership register."""
     logs.configure(log_level)
+
+
+def run_cli() -> None:
+    """The ``cdc`` program: process-wide settings first, then the CLI.
+
+    Tests invoke :func:`main` in their own process and skip these.
+    """
+    gc_policy.apply()
+    main()
 
 
 def _register() -> None:
