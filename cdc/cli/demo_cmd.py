@@ -44,11 +44,11 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # kill, timeout, docker stop: clean up too
     click.echo(f"starting Postgres and the emulators in {state_dir} ...")
     stack.stop(state_dir, remove=True)  # a demo always starts from scratch
-    info = stack.start(state_dir)
-    env = dict(os.environ, **info.env(), CDC_LOG_LEVEL="INFO")
-    os.environ.update(info.env())
     children: list[subprocess.Popen[bytes]] = []
-    try:
+    try:  # from the start on: a failure or a signal while the stack starts cleans up too
+        info = stack.start(state_dir)
+        env = dict(os.environ, **info.env(), CDC_LOG_LEVEL="INFO")
+        os.environ.update(info.env())
         stack.run_sql_file(info.database_url, "schema.sql")
         settings = Settings(database_url=info.database_url, project=info.project)
         for action in setup_source(settings) + PubSubAdmin(settings).ensure_all():
