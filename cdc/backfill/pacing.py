@@ -68,7 +68,7 @@ class Pacer:
         self.gave_up = False
         self._tail: dict[int, str] | None = None  # key -> last member: the wait's sentinels
 
-    def before_chunk(self, events: int = 1) -> None:
+    def before_chunk(self, events: int) -> None:
         """Before a chunk of ``events``: wait until at most ``window - 1`` earlier
         chunks are unapplied. An empty chunk (the runner's last) waits for none:
         the wait that follows (wait.py) watches the chunks still in flight."""

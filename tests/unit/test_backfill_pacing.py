@@ -49,9 +49,9 @@ def pacer(consumer: FakeConsumer, clock: FakeClock, window: int = 2) -> Pacer:
 def test_chunks_within_the_window_are_published_without_checking() -> None:
     consumer = FakeConsumer()
     p = pacer(consumer, FakeClock(consumer))
-    p.before_chunk()
+    p.before_chunk(1)
     p.after_chunk(chunk("a1", "a2"))
-    p.before_chunk()
+    p.before_chunk(1)
     p.after_chunk(chunk("b1"))
     assert consumer.checks == 0
 
@@ -71,7 +71,7 @@ def test_a_chunk_waits_until_the_last_members_of_the_chunk_a_window_back_are_app
     p = pacer(consumer, clock)
     p.after_chunk(chunk("a1", "a2", "a3", "a4"))
     p.after_chunk(chunk("b1"))
-    p.before_chunk()
+    p.before_chunk(1)
     assert 1.0 <= clock.now < 1.2
     assert not p.gave_up and list(p.in_flight) == [chunk("b1")]
 
@@ -86,7 +86,7 @@ def test_only_the_last_few_members_of_a_chunk_are_checked() -> None:
 
     p = Pacer(check, window=1)
     p.after_chunk(chunk(*(f"m{i}" for i in range(100))))
-    p.before_chunk()
+    p.before_chunk(1)
     assert asked == [["m97", "m98", "m99"]] and consumer.checks == 0
 
 
@@ -117,11 +117,11 @@ def test_when_nothing_is_applied_the_pacer_gives_up_and_stops_waiting() -> None:
     clock = FakeClock(consumer)
     p = pacer(consumer, clock)
     for name in ("a", "b", "c"):
-        p.before_chunk()
+        p.before_chunk(1)
         p.after_chunk(chunk(name))
     assert p.gave_up and 5.0 < clock.now < 5.5
     checks = consumer.checks
-    p.before_chunk()
+    p.before_chunk(1)
     p.after_chunk(chunk("d"))
     assert consumer.checks == checks
 
@@ -130,6 +130,6 @@ def test_chunks_without_members_are_not_waited_for() -> None:
     consumer = FakeConsumer()
     p = pacer(consumer, FakeClock(consumer))
     for _ in range(5):
-        p.before_chunk()
+        p.before_chunk(1)
         p.after_chunk([])
     assert consumer.checks == 0
