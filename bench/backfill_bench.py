@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,11 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def resync(env: dict[str, str], url: str, tag: str) -> tuple[float, int]:
+Spawned = Callable[[str, "subprocess.Popen[bytes]"], None]  # ("consume" | "backfill", process)
+
+
+def resync(env: dict[str, str], url: str, tag: str, *, backfill_args: Sequence[str] = (),
+           on_spawn: Spawned | None = None) -> tuple[float, int]:
     """Wall seconds of `cdc backfill --wait` (consumer running) and its peak RSS in KiB."""
     s = settings_for(env, url, tag)
     os.environ.update(env)
@@ -167,11 +172,16 @@ def resync(env: dict[str, str], url: str, tag: str) -> tuple[float, int]:
     consumer = subprocess.Popen([sys.executable, "-m", "cdc", "consume", "firestore"],
                                 env=child_env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
+    if on_spawn is not None:
+        on_spawn("consume", consumer)
     try:
         time.sleep(3)  # let the consumer connect
         started = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "cdc", "backfill", "--wait"],
+        proc = subprocess.Popen([sys.executable, "-m", "cdc", "backfill", "--wait",
+                                 *backfill_args],
                                 env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if on_spawn is not None:
+            on_spawn("backfill", proc)
         peak = 0
         while proc.poll() is None:  # VmHWM of the child itself (ru_maxrss would include
             peak = max(peak, _vm_hwm_kib(proc.pid))  # the parent's pages copied at fork)
