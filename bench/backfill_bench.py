@@ -47,7 +47,7 @@ from cdc.backfill.diff import rendered_documents  # noqa: E402
 from cdc.backfill.rows import json_row  # noqa: E402
 from cdc.events import ChangeEvent  # noqa: E402
 from cdc.lsn import Lsn  # noqa: E402
-from cdc.provisioning import setup_source  # noqa: E402
+from cdc.provisioning import setup_source, teardown_source  # noqa: E402
 from cdc.pubsub_admin import PubSubAdmin  # noqa: E402
 from cdc.settings import Settings  # noqa: E402
 from tests.factories import kennitala  # noqa: E402
@@ -196,6 +196,7 @@ def resync(env: dict[str, str], url: str, tag: str, *, backfill_args: Sequence[s
     finally:
         consumer.terminate()
         consumer.wait(30)
+        teardown_source(s)  # the live stream's slot would keep WAL on a server not ours
 
 
 def main() -> None:
