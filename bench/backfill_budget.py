@@ -79,9 +79,9 @@ class Watch:
     def spawned(self, name: str, proc: subprocess.Popen[Any]) -> None:
         self._pids[name] = proc.pid
         self.last[name] = 0.0
-        if name == "backfill":
-            self.start = {n: tree_cpu(pid) for n, pid in {**self.emulators, **self._pids}.items()}
-            self.start["backfill"] = 0.0
+        if name == "backfill":  # counted from here; the backfill itself from its start
+            self.start = {n: tree_cpu(pid) for n, pid in {**self.emulators, **self._pids}.items()
+                          if n != "backfill"}
         threading.Thread(target=self._follow, args=(name, proc), daemon=True).start()
 
     def used(self) -> dict[str, float]:
