@@ -51,6 +51,7 @@ from cdc.provisioning import setup_source, teardown_source  # noqa: E402
 from cdc.pubsub_admin import PubSubAdmin  # noqa: E402
 from cdc.settings import Settings  # noqa: E402
 from tests.factories import kennitala  # noqa: E402
+from tests.integration.reader_harness import process_memory_kb  # noqa: E402
 
 SCHEMA = (ROOT / "sql" / "schema.sql").read_text()
 
@@ -148,16 +149,6 @@ def direct_baseline(env: dict[str, str], url: str, collection: str) -> tuple[flo
     return time.monotonic() - started, len(items)
 
 
-def _vm_hwm_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
 Spawned = Callable[[str, "subprocess.Popen[bytes]"], None]  # ("consume" | "backfill", process)
 
 
@@ -184,7 +175,7 @@ def resync(env: dict[str, str], url: str, tag: str, *, backfill_args: Sequence[s
             on_spawn("backfill", proc)
         peak = 0
         while proc.poll() is None:  # VmHWM of the child itself (ru_maxrss would include
-            peak = max(peak, _vm_hwm_kib(proc.pid))  # the parent's pages copied at fork)
+            peak = max(peak, process_memory_kb(proc.pid))  # the parent's pages copied at fork)
             time.sleep(0.1)
         elapsed = time.monotonic() - started
         out = proc.stdout.read().decode() if proc.stdout else ""

@@ -147,6 +147,6 @@ def process_memory_kb(pid: int, field: str = "VmHWM") -> int:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
-    except FileNotFoundError:
+    except OSError:  # gone, or going (ESRCH while it exits)
         pass
     return 0
