@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sys
 import tempfile
@@ -35,6 +34,9 @@ from typing import Any
 
 from google.cloud import firestore
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import machine
 from cdc import stack
 from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
@@ -153,13 +155,6 @@ class HandlerRun:
         return time.perf_counter() - started
 
 
-def machine_info() -> str:
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (f"python {platform.python_version()} on {platform.platform()}; "
-            f"{os.cpu_count()} cpus; load {', '.join(f'{x:.2f}' for x in load)}; "
-            f"firestore emulator {os.environ.get('FIRESTORE_EMULATOR_HOST')}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -178,7 +173,7 @@ def main() -> int:
         events = backlog(args.events)
         batch = deliveries(events)
         docs = finished_documents(events)
-        print(machine_info())
+        print(f"{machine.describe()}; firestore emulator {os.environ['FIRESTORE_EMULATOR_HOST']}")
         print(f"backlog: {len(events)} events, handler batches of {args.batch}")
         baseline, handler = BaselineRun(client), HandlerRun(client, args.batch)
         spent = {"baseline": 0.0, "handler": 0.0}
@@ -201,7 +196,7 @@ def main() -> int:
         print(f"audit handler:                    {rate['handler']:.0f} records/s "
               f"({spent['handler']:.1f}s)")
         print(f"ratio handler/baseline: {ratio:.2f}x (target >= 0.80x)")
-        print(machine_info())
+        print(f"{machine.describe()}; firestore emulator {os.environ['FIRESTORE_EMULATOR_HOST']}")
     finally:
         if state is not None:
             stack.stop(state, remove=True)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from google.cloud import firestore
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from cdc import gc_policy, stack  # noqa: E402
 from cdc.backfill.diff import rendered_documents  # noqa: E402
 from cdc.backfill.rows import json_row  # noqa: E402
@@ -54,16 +54,6 @@ from tests.factories import kennitala  # noqa: E402
 from tests.integration.reader_harness import process_memory_kb  # noqa: E402
 
 SCHEMA = (ROOT / "sql" / "schema.sql").read_text()
-
-
-def machine_info() -> str:
-    mem = ""
-    with open("/proc/meminfo") as f:
-        mem = f.readline().split(":")[1].strip()
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((ln.split(":")[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
-    return (f"machine: {platform.machine()} {cpu}, {os.cpu_count()} cpus, {mem} RAM, "
-            f"Linux {platform.release()}, Python {platform.python_version()}")
 
 
 def environment() -> tuple[dict[str, str], Path | None]:
@@ -195,7 +185,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=2216)
     args = parser.parse_args()
-    print(machine_info())
+    print(machine.describe())
     env, state = environment()
     try:
         os.environ.update(env)

@@ -33,7 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backfill_bench import create_database, machine_info, resync  # noqa: E402
+from bench import machine  # noqa: E402
+from bench.backfill_bench import create_database, resync  # noqa: E402
 from cdc import gc_policy, stack  # noqa: E402
 from cdc.pubsub_admin import PubSubAdmin  # noqa: E402
 
@@ -113,7 +114,7 @@ def main() -> None:
     parser.add_argument("--unordered", action="store_true")
     parser.add_argument("backfill_args", nargs="*")
     args = parser.parse_args()
-    print(machine_info())
+    print(machine.describe())
     if args.unordered:
         unordered_subscriptions()
     state = Path(tempfile.mkdtemp(prefix="cdc-backfill-budget-"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import platform
 import pstats
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from google.cloud import firestore
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from cdc import stack  # noqa: E402
 from cdc.events import ChangeEvent  # noqa: E402
 from cdc.lsn import Lsn  # noqa: E402
@@ -97,8 +97,7 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"machine: {platform.platform()} python {platform.python_version()} "
-          f"cpus={os.cpu_count()}")
+    print(machine.describe())
     tag = uuid.uuid4().hex[:8]
     settings = Settings(project=os.environ["GOOGLE_CLOUD_PROJECT"], topic=f"bench-{tag}",
                         ordering_keys=int(os.environ.get("CDC_ORDERING_KEYS", "256")),

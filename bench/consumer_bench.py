@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,6 +35,9 @@ from typing import Any
 
 from google.cloud import firestore
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import machine
 from cdc import stack
 from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
@@ -151,8 +153,7 @@ def main() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    print(f"machine: {platform.platform()} python {platform.python_version()} "
-          f"cpus={os.cpu_count()}")
+    print(machine.describe())
     client = firestore.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "cdc-bench"))
     tag = uuid.uuid4().hex[:8]
     backend = RecordingBackend(client, f"bench-members-{tag}",

@@ -26,7 +26,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.reader_bench import Recorder, machine, settings_for
+from bench import machine
+from bench.reader_bench import Recorder, settings_for
 from cdc.reader import Reader, ReaderOptions, _epoch
 from consumers.subscriber import Delivery, Outcome, SubscriberRunner
 from tests.factories import insert_member
@@ -77,7 +78,7 @@ def run(svc: Any, url: str, args: argparse.Namespace) -> None:
     from consumers.members.handler import MembersHandler
     from consumers.members.store import MemberApplier
 
-    print(f"machine: {machine()}")
+    print(machine.describe())
     settings = settings_for(svc, url, "pipeline")
     recorder = Recorder()
     reader = Reader(settings, ReaderOptions(status_interval_s=1, heartbeat_interval_s=0),

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -32,6 +31,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import machine
 from cdc import stack
 from cdc.event_builder import EventBuilder, TransactionEnd
 from cdc.lsn import Lsn
@@ -47,19 +47,6 @@ from tests.integration.reader_harness import process_memory_kb
 from tests.services import Services, start_services, stop_services
 
 PG_RECVLOGICAL = stack.PG_BIN / "pg_recvlogical"
-
-
-def machine() -> str:
-    cpu = "unknown cpu"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{platform.node()} {platform.machine()} {cpu}, {os.cpu_count()} cores, "
-            f"{mem:.0f} GiB, Python {platform.python_version()}")
 
 
 def insert_comrades(url: str, first: int, count: int) -> None:
@@ -268,7 +255,7 @@ def main() -> None:
     skip = set(args.skip.split(","))
     os.environ.setdefault("TMPDIR", tempfile.gettempdir())
     svc = start_services()
-    print(f"machine: {machine()}")
+    print(machine.describe())
     try:
         with psycopg.connect(svc.admin_url) as conn:
             print(f"postgres: {conn.info.server_version}")
