@@ -175,9 +175,22 @@ def resync(env: dict[str, str], url: str, tag: str, *, backfill_args: Sequence[s
         print("  " + out.strip().replace("\n", "\n  "))
         return elapsed, peak
     finally:
-        consumer.terminate()
+        try:
+            stop_consumer(consumer)
+        finally:
+            teardown_source(s)  # the live stream's slot would keep WAL on a server not ours
+
+
+def stop_consumer(consumer: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an operator would; SIGKILL if it has not stopped after 30 s."""
+    consumer.terminate()
+    try:
         consumer.wait(30)
-        teardown_source(s)  # the live stream's slot would keep WAL on a server not ours
+    except subprocess.TimeoutExpired:
+        print(f"  the consumer (pid {consumer.pid}) ignored SIGTERM for 30 s; killed",
+              file=sys.stderr)
+        consumer.kill()
+        consumer.wait()
 
 
 def main() -> None:
