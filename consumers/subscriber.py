@@ -124,10 +124,12 @@ class SubscriberRunner:
     def stop(self) -> None:
         """Finish the batches in flight, settle them, then return from :meth:`run`.
 
-        Workers waiting for messages wake at once (not after the pull timeout).
+        Workers waiting for messages wake at once, and a long poll in flight is
+        cancelled (not waited out for up to the pull timeout).
         """
         self._stop.set()
         self.prefetcher.interrupt()
+        self.rpc.interrupt()  # an idle consumer's long poll ends now, not after pull_timeout
 
     def run(self) -> int:
         """Exit code: 0 after a signal or :meth:`stop`, 1 after a permanent failure."""

@@ -10,6 +10,12 @@ settings) with plain protobuf serializers, adds the routing header the GAPIC
 layer would add, and turns grpc errors into google-api-core ones for
 ``google_boundary``.
 
+A long poll (``wait``) can be cut short by :meth:`GrpcSubscription.interrupt`,
+so a consumer stopped while idle exits at once instead of waiting out the
+poll (up to the pull timeout, 5 s). Messages the server had already handed
+to a cancelled poll come back after their ack deadline: at least once still
+holds.
+
 The runner depends on the :class:`SubscriptionRpc` protocol only; unit tests
 give it a fake.
 """
@@ -20,6 +26,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import grpc
 from google.api_core import exceptions as gexc
 from google.protobuf import empty_pb2
 from google.pubsub_v1 import AcknowledgeRequest, ModifyAckDeadlineRequest, PullRequest, PullResponse
@@ -52,6 +59,12 @@ class SubscriptionRpc(Protocol):
 
     def modify_ack_deadline(self, ack_ids: list[str], seconds: int) -> None: ...
 
+    def interrupt(self) -> None:
+        """End a long poll in flight, and every later one, at once with no messages.
+
+        Called from a signal handler: it must not block."""
+        ...
+
 
 class GrpcSubscription:
     """:class:`SubscriptionRpc` on ``projects/<project>/subscriptions/<name>``."""
@@ -68,17 +81,44 @@ class GrpcSubscription:
         self._ack = _method(channel, "Acknowledge", _Empty)
         self._modify = _method(channel, "ModifyAckDeadline", _Empty)
         self._metadata = (("x-goog-request-params", f"subscription={self.path}"),)
+        self._polling: Any = None  # the long poll in flight (a grpc future)
+        self._interrupted = False
 
     def pull(self, most: int, wait: bool, timeout: float) -> list[Delivery]:
         request = _Pull(subscription=self.path, max_messages=most, return_immediately=not wait)
         try:
             with google_boundary(f"pulling from {self.name}"):
-                response = _call(self._pull, request, timeout, self._metadata)
+                if wait:
+                    response = self._long_poll(request, timeout)
+                else:
+                    response = _call(self._pull, request, timeout, self._metadata)
         except CdcError as exc:
             if isinstance(exc.__cause__, gexc.DeadlineExceeded):
                 return []  # a long poll that found nothing
             raise
-        return [delivery_of(r) for r in response.received_messages]
+        return [] if response is None else [delivery_of(r) for r in response.received_messages]
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        polling = self._polling
+        if polling is not None:
+            polling.cancel()
+
+    def _long_poll(self, request: Any, timeout: float) -> Any:
+        """The response, or None when :meth:`interrupt` cut the poll short."""
+        if self._interrupted:
+            return None
+        future = self._pull.future(request, timeout=timeout, metadata=self._metadata)
+        self._polling = future
+        try:
+            if self._interrupted:  # interrupt() ran before _polling was set
+                future.cancel()
+            with raw_grpc_errors():
+                return future.result()
+        except grpc.FutureCancelledError:
+            return None
+        finally:
+            self._polling = None
 
     def acknowledge(self, ack_ids: list[str]) -> None:
         for ids in chunks(ack_ids):

@@ -60,6 +60,7 @@ class FakeSubscription:
         self.batches = batches
         self.acked: list[str] = []
         self.nacked: list[str] = []
+        self.interrupted = False
 
     def pull(self, most: int, wait: bool, timeout: float) -> list[Delivery]:
         if not self.batches and wait:
@@ -72,6 +73,9 @@ class FakeSubscription:
     def modify_ack_deadline(self, ack_ids: list[str], seconds: int) -> None:
         if seconds == 0:
             self.nacked += ack_ids
+
+    def interrupt(self) -> None:
+        self.interrupted = True
 
 
 class FakePublisher:
@@ -138,3 +142,4 @@ def test_a_runner_with_several_workers_acks_every_message_once_and_stops_cleanly
     assert not thread.is_alive()
     assert sorted(sub.acked) == sorted(f"ack{n}" for n in range(200))
     assert len(handler.threads) > 1
+    assert sub.interrupted  # a long poll in flight would have been cut short
