@@ -14,7 +14,9 @@ back must be applied (their documents are settled at the snapshot, as
 ``--wait`` checks them). It reads a few documents per check, nothing more. It
 only shapes the speed: when nothing moves for ``patience`` seconds (no
 consumer running, say), it stops pacing and lets the wait that follows report
-the stall.
+the stall. The wait counts that time too (:meth:`Pacer.quiet_since`), so
+``cdc backfill --wait`` with no consumer fails after ``--stall-timeout``
+seconds in all, not after the pacer's patience plus the timeout.
 
 After the last chunk, the wait follows the chunks still in flight
 (:meth:`Pacer.step`), so it knows when the consumer has reached the end
@@ -63,9 +65,10 @@ class Pacer:
         self.patience_s = patience_s
         self.clock = clock
         self.sleep = sleep
-        self.in_flight: deque[list[Member]] = deque()
+        self.in_flight: deque[list[Member]] = deque()  # chunks not known to be applied
         self.waited_s = 0.0
         self.gave_up = False
+        self._moved_at = clock()  # when pacing began, or a sentinel was last seen applied
         self._tail: dict[int, str] | None = None  # key -> last member: the wait's sentinels
 
     def before_chunk(self, events: int) -> None:
@@ -73,7 +76,8 @@ class Pacer:
         chunks are unapplied. An empty chunk (the runner's last) waits for none:
         the wait that follows (wait.py) watches the chunks still in flight."""
         while events and not self.gave_up and len(self.in_flight) >= self.window:
-            self._wait_for([k for k, _ in self.in_flight.popleft()[-SENTINELS:]])
+            if self._wait_for([k for k, _ in self.in_flight[0][-SENTINELS:]]):
+                self.in_flight.popleft()
 
     def after_chunk(self, members: Sequence[Member]) -> None:
         """The chunk's members (in publish order) were handed to the publisher."""
@@ -83,6 +87,10 @@ class Pacer:
     def unapplied(self) -> int:
         """Members of the chunks in flight while their sentinels are not all applied."""
         return sum(len(chunk) for chunk in self.in_flight)
+
+    def quiet_since(self) -> float:
+        """When a sentinel was last seen applied (or pacing began), on ``clock``."""
+        return self._moved_at
 
     def step(self) -> bool:
         """One check of the sentinels still unapplied; True when some are applied now.
@@ -100,6 +108,7 @@ class Pacer:
         applied = self.applied(list(self._tail.values()))
         if not applied:
             return False
+        self._moved_at = self.clock()
         self._tail = {key: k for key, k in self._tail.items() if k not in applied}
         if not self._tail:
             self.in_flight.clear()
@@ -116,6 +125,7 @@ class Pacer:
                                 extra=fields(waited_s=round(self.clock() - started, 1)))
                     return False
                 self.sleep(self.poll_s)
+            self._moved_at = self.clock()
             return True
         finally:
             self.waited_s += self.clock() - started

@@ -23,7 +23,7 @@ from cdc.backfill import orphans
 from cdc.backfill.deadletter import DeadLetters
 from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
 from cdc.backfill.kennitala import DUPLICATE, duplicated, kennitala_problem
-from cdc.backfill.pacing import Pacer, firestore_check
+from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.backfill.rows import json_row
@@ -71,6 +71,7 @@ class BackfillOptions:
     allow_mass_delete: bool = False
     compare: bool = False  # count created/updated/unchanged (costs a read per document)
     pace: bool = False  # publish at the pace the members consumer applies (--wait)
+    pace_patience_s: float = PATIENCE_S  # then stop pacing: nothing is being applied
     chunk_size: int = DEFAULT_CHUNK
     stop_after_chunks: int | None = None  # tests: simulate a crash after N chunks
 
@@ -280,7 +281,8 @@ class Backfill:
         """With --wait, a full member resync keeps pace with the consumer (pacing.py)."""
         if not (self.options.pace and plan.publish_comrade):
             return None
-        return Pacer(firestore_check(self.client, self.members, reader.lsn))
+        return Pacer(firestore_check(self.client, self.members, reader.lsn),
+                     patience_s=self.options.pace_patience_s)
 
     def _chunks(self, reader: SnapshotReader, plan: Plan,
                 state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:

@@ -25,7 +25,9 @@ more than a write; a count query about 15 us per document of the collection):
    ``FEW_PENDING`` pending members are always read, not counted.
 
 If nothing moves for ``stall_s`` seconds, the wait fails and says how to start
-a consumer; it never hangs.
+a consumer; it never hangs. The seconds count from the last movement the pacer
+saw while publishing, so a backfill with no consumer fails ``stall_s`` after
+it began to publish.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ class Sentinels(Protocol):
 
     def unapplied(self) -> int: ...
     def step(self) -> bool: ...
+    def quiet_since(self) -> float:
+        """``time.monotonic()`` when a member was last seen applied, or publishing began."""
+        ...
 
 
 @dataclass
@@ -175,7 +180,9 @@ class Waiter:
         self._stale: int | None = None
 
     def wait(self, rows_read: int) -> WaitReport:
-        started = last_move = time.monotonic()
+        started = time.monotonic()
+        last_move = started if self.sentinels is None else min(started,
+                                                               self.sentinels.quiet_since())
         while True:
             if self._poll():
                 last_move = time.monotonic()
@@ -219,7 +226,7 @@ class Waiter:
         stale = self._stale_beside() if self._sentinels_done and self._count < 0 else None
         counted = count(settled_query(self.collection, self.lsn),
                         "counting applied member documents")
-        moved = counted != self._count
+        moved = counted != max(self._count, 0)  # the first count moved if it found any
         self._count = counted
         if counted >= self.expected - self.gone:
             self.pending.clear()

@@ -16,6 +16,11 @@ from cdc.lsn import Lsn
 from cdc.replication.client import connect
 from cdc.settings import Settings
 
+# With no consumer, `--wait` says so within a minute of the command's start (issue #4):
+# the seconds count from the start of publishing (cdc/backfill/wait.py), and pacing
+# gives up after half of them.
+STALL_TIMEOUT_S = 45.0
+
 
 @click.command()
 @with_settings
@@ -30,7 +35,7 @@ from cdc.settings import Settings
 @click.option("--dry-run", is_flag=True, help="report what would change; publish nothing")
 @click.option("--allow-mass-delete", is_flag=True,
               help="delete orphans even when they are over 10%% of the member documents")
-@click.option("--stall-timeout", default=60.0, show_default=True, type=float,
+@click.option("--stall-timeout", default=STALL_TIMEOUT_S, show_default=True, type=float,
               help="--wait fails when nothing is applied for this many seconds")
 @click.option("--chunk-size", default=DEFAULT_CHUNK, show_default=True, type=int, hidden=True)
 @click.option("--stop-after-chunks", default=None, type=int, hidden=True)
@@ -51,6 +56,7 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
         return
     options = BackfillOptions(where=where, dry_run=dry_run, resume=resume,
                               allow_mass_delete=allow_mass_delete, compare=wait, pace=wait,
+                              pace_patience_s=stall_timeout / 2,
                               chunk_size=chunk_size, stop_after_chunks=stop_after_chunks)
     outcome = Backfill(settings, options, store=store).run()
     _print_run(settings, outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -211,13 +212,17 @@ def test_wait_without_a_consumer_fails_quickly_with_the_command_to_start_one(
     import time
 
     provision(settings)
-    add_members(database_url, 0, 20)
+    add_members(database_url, 0, 40)
     started = time.monotonic()
-    done = cdc(settings, "backfill", "--wait", "--stall-timeout", "5")
+    # chunks of 10 members: the pacer waits for the first before publishing the third
+    done = cdc(settings, "backfill", "--wait", "--stall-timeout", "6", "--chunk-size", "10")
     assert done.returncode == 1
-    assert "no consumer is applying the snapshot" in done.stderr
+    assert "no consumer is applying the snapshot: 0 of 40 members applied" in done.stderr
     assert "cdc consume firestore" in done.stderr
-    assert time.monotonic() - started < 60
+    assert not re.search(r"members applied [1-9]", done.stderr), "progress claimed members"
+    # the stall timeout counts from the start of publishing, the pacer's wait included
+    # (it used to be the pacer's 30 s patience plus the whole timeout)
+    assert time.monotonic() - started < 6 + 15
 
 
 def test_rows_that_cannot_become_documents_are_dead_lettered_and_the_rest_goes_through(

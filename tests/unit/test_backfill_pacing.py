@@ -124,6 +124,8 @@ def test_when_nothing_is_applied_the_pacer_gives_up_and_stops_waiting() -> None:
     p.before_chunk(1)
     p.after_chunk(chunk("d"))
     assert consumer.checks == checks
+    assert p.unapplied() == 4, "the chunk it gave up on is not counted as applied"
+    assert p.quiet_since() == 0.0, "nothing was ever seen applied"
 
 
 def test_chunks_without_members_are_not_waited_for() -> None:
@@ -133,3 +135,17 @@ def test_chunks_without_members_are_not_waited_for() -> None:
         p.before_chunk(1)
         p.after_chunk([])
     assert consumer.checks == 0
+
+
+def test_quiet_since_is_when_a_sentinel_was_last_seen_applied() -> None:
+    consumer = FakeConsumer()
+    clock = FakeClock(consumer, {2.0: "a1"})
+    p = pacer(consumer, clock)
+    assert p.quiet_since() == 0.0
+    p.after_chunk(chunk("a1"))
+    p.after_chunk(chunk("b1"))
+    p.before_chunk(1)
+    assert p.quiet_since() == clock.now and 2.0 <= clock.now < 2.2
+    clock.now = 7.0
+    consumer.applied.add("b1")
+    assert p.step() and p.quiet_since() == 7.0

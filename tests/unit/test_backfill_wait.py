@@ -6,6 +6,7 @@ sentinels, a count of settled documents, and reads of pending documents.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,9 +60,13 @@ class FakeSentinels:
     def __init__(self, chunks: list[int]) -> None:
         self.chunks = list(chunks)
         self.steps = 0
+        self.moved_at = time.monotonic()
 
     def unapplied(self) -> int:
         return sum(self.chunks)
+
+    def quiet_since(self) -> float:
+        return self.moved_at
 
     def step(self) -> bool:
         self.steps += 1
@@ -159,3 +164,44 @@ def test_with_no_consumer_the_wait_fails_saying_how_to_start_one(
     with pytest.raises(NothingApplied, match="no consumer") as caught:
         waiter(everyone, exists=set(everyone), stall_s=0.3).wait(rows_read=12)
     assert "cdc consume firestore" in caught.value.one_line()
+
+
+class StuckSentinels:
+    """A pacer that saw nothing applied since ``quiet_since``, and never will."""
+
+    def __init__(self, members: int, quiet_since: float) -> None:
+        self.members = members
+        self.since = quiet_since
+
+    def unapplied(self) -> int:
+        return self.members
+
+    def step(self) -> bool:
+        return False
+
+    def quiet_since(self) -> float:
+        return self.since
+
+
+class FakeTime:
+    """``time.monotonic`` and ``time.sleep`` of wait.py: sleeping moves the clock."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, now: float) -> None:
+        self.now = now
+        monkeypatch.setattr("cdc.backfill.wait.time.monotonic", lambda: self.now)
+        monkeypatch.setattr("cdc.backfill.wait.time.sleep", self.sleep)
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(seconds, 0.01)
+
+
+def test_the_stall_timeout_counts_from_the_last_movement_the_pacer_saw(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(2216)
+    FakeFirestore(set(), monkeypatch)
+    clock = FakeTime(monkeypatch, now=100.0)  # the pacer gave up 30 s after publishing began
+    w = waiter(everyone, sentinels=StuckSentinels(2216, quiet_since=70.0),  # type: ignore[arg-type]
+               exists=set(everyone), stall_s=45.0)
+    with pytest.raises(NothingApplied, match="0 of 2216 members applied in 45s"):
+        w.wait(rows_read=8864)
+    assert 115.0 <= clock.now < 117.0, "45 s after publishing began, not 45 s after the wait"
