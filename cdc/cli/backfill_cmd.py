@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import click
 
 from cdc.backfill.plan import DEFAULT_CHUNK
 from cdc.backfill.runner import Backfill, BackfillOptions, Outcome
-from cdc.backfill.state import ABANDONED, PUBLISHED, BackfillState, StateStore
+from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
-from cdc.errors import ConfigError
+from cdc.errors import CdcError, ConfigError
 from cdc.lsn import Lsn
 from cdc.replication.client import connect
 from cdc.settings import Settings
@@ -51,20 +56,62 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
     if abandon:
         _abandon(store)
         return
-    if resume and wait and not store.unfinished():
-        _wait_again(settings, store, stall_timeout)
-        return
-    options = BackfillOptions(where=where, dry_run=dry_run, resume=resume,
-                              allow_mass_delete=allow_mass_delete, compare=wait, pace=wait,
-                              pace_patience_s=stall_timeout / 2,
-                              chunk_size=chunk_size, stop_after_chunks=stop_after_chunks)
-    outcome = Backfill(settings, options, store=store).run()
-    _print_run(settings, outcome)
-    if dry_run or not wait:
-        return
-    report = _waiter(settings, store, outcome.state, outcome.preflight.member_ids,
-                     stall_timeout, outcome.pacer).wait(outcome.state.checkpoint.rows_read)
-    _print_summary(outcome, report)
+    phase = {"waiting": False}
+    with _interruptible(store, phase):
+        if resume and wait and not store.unfinished():
+            phase["waiting"] = True
+            _wait_again(settings, store, stall_timeout)
+            return
+        options = BackfillOptions(where=where, dry_run=dry_run, resume=resume,
+                                  allow_mass_delete=allow_mass_delete, compare=wait, pace=wait,
+                                  pace_patience_s=stall_timeout / 2,
+                                  chunk_size=chunk_size, stop_after_chunks=stop_after_chunks)
+        outcome = Backfill(settings, options, store=store).run()
+        _print_run(settings, outcome)
+        if dry_run or not wait:
+            return
+        phase["waiting"] = True
+        report = _waiter(settings, store, outcome.state, outcome.preflight.member_ids,
+                         stall_timeout, outcome.pacer).wait(outcome.state.checkpoint.rows_read)
+        _print_summary(outcome, report)
+
+
+@contextmanager
+def _interruptible(store: StateStore, phase: dict[str, bool]) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: say how to go on, and exit 130 (128 + SIGINT)."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _as_interrupt) if main else None
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo("", err=True)  # end the progress line
+        click.echo(f"interrupted: {_how_to_go_on(store, phase['waiting'])}", err=True)
+        sys.exit(130)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _as_interrupt(_signum: int, _frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _how_to_go_on(store: StateStore, waiting: bool) -> str:
+    if waiting:
+        return ("the snapshot is published and consumers go on applying it; "
+                "`cdc backfill --resume --wait` keeps waiting")
+    try:
+        unfinished = [s for s in store.unfinished() if s.status == RUNNING]
+    except CdcError as exc:
+        return (f"could not read the backfill's state ({exc}); `cdc backfill --resume` "
+                "continues an interrupted backfill, `cdc backfill --abandon` drops it")
+    if not unfinished:
+        return "nothing was published"
+    state = unfinished[0]
+    return (f"backfill {state.id} stopped after {state.checkpoint.events:,} events acked by "
+            "Pub/Sub; its temporary replication slot ended with it. "
+            "`cdc backfill --resume --wait` continues it where it stopped, "
+            "`cdc backfill --abandon` drops it")
 
 
 def _abandon(store: StateStore) -> None:

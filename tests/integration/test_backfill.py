@@ -285,6 +285,45 @@ def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
     _ = time, pubsub_v1
 
 
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_backfill_says_how_to_resume_or_abandon_it_and_abandon_leaves_no_slot(
+        settings: Settings, database_url: str, signame: str) -> None:
+    import signal
+    import time
+
+    from cdc.backfill.state import RUNNING, StateStore
+    from tests.integration.reader_harness import spawn_cdc
+    from tests.waiting import wait_for
+
+    provision(settings)
+    add_members(database_url, 0, 40)
+    store = StateStore(settings)
+    # no consumer: after two chunks of 10 the pacer waits, with the backfill half published
+    proc = spawn_cdc(settings, "backfill", "--wait", "--chunk-size", "10",
+                     "--stall-timeout", "120")
+    try:
+        wait_for(store.unfinished, 60, "the backfill's state")
+        time.sleep(2)  # two chunks published, the pacer waiting for a consumer
+        proc.send_signal(getattr(signal, signame))
+        assert proc.wait(30) == 130
+    finally:
+        proc.kill()
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    (state,) = store.unfinished()
+    assert state.status == RUNNING
+    assert f"interrupted: backfill {state.id} stopped after" in err
+    assert "`cdc backfill --resume --wait` continues it" in err
+    assert "`cdc backfill --abandon` drops it" in err
+    assert "Traceback" not in err
+
+    abandoned = cdc_ok(settings, "backfill", "--abandon")
+    assert f"abandoned backfill {state.id}" in abandoned.stdout
+    assert not store.unfinished()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_replication_slots "
+                            "WHERE temporary").fetchone() == (0,)
+
+
 def test_a_second_resync_counts_created_updated_and_unchanged_documents(
         settings: Settings, database_url: str) -> None:
     provision(settings)
