@@ -193,6 +193,12 @@ class SnapshotReader:
 
     def primary_key(self, qualified: str) -> tuple[str, ...]:
         schema, name = qualified.split(".")
+        _, found = self.rows(sql.SQL("SELECT to_regclass({})").format(
+            sql.Literal(f'"{schema}"."{name}"')))
+        if found[0][0] is None:
+            raise SourceMisconfigured(f"table {qualified} does not exist",
+                                      hint="check --tables / CDC_TABLES (schema.table, "
+                                           "comma-separated; default: the four member tables)")
         _, rows = self.rows(sql.SQL(
             "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
             "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "

@@ -52,6 +52,9 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
     Tables: --tables / CDC_TABLES. Members in Firestore that are not in the
     snapshot are deleted at the end (full resyncs only, with a 10% guard).
     """
+    if abandon and (wait or resume or dry_run or where is not None):
+        raise click.UsageError("--abandon drops the interrupted backfill; it takes no "
+                               "--wait, --resume, --dry-run or --where")
     store = StateStore(settings)
     if abandon:
         _abandon(store)
@@ -160,6 +163,8 @@ def _print_run(settings: Settings, outcome: Outcome) -> None:
     ckpt = state.checkpoint
     if state.where is not None:
         click.echo(f"scope: --where {state.where!r} (orphans are not deleted)")
+        if not pre.members and not pre.rejected:
+            click.echo("no comrade matches --where: nothing to resync")
     head = f"backfill {state.id}: snapshot at LSN {state.lsn}"
     if len(state.parts) > 1:
         head += f" (resumed; {len(state.parts)} snapshots, first at {state.first_lsn})"

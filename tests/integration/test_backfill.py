@@ -207,6 +207,24 @@ def test_where_limits_the_resync_to_one_member(settings: Settings, database_url:
     assert [e["seq"] for e in events] == [0, 1, 2, 3]
 
 
+def test_a_where_that_matches_no_comrade_says_so_and_publishes_nothing(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    add_members(database_url, 0, 5)
+    done = cdc_ok(settings, "backfill", "--where", "ssn = '0000000000'")
+    assert "no comrade matches --where: nothing to resync" in done.stdout
+    assert Collector(settings).quiet(2) == []
+
+
+def test_a_table_that_does_not_exist_is_named_with_the_setting_to_fix(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    done = cdc(settings, "backfill", "--tables", "membership_comrade,nosuch")
+    assert done.returncode == 2
+    assert "error: table public.nosuch does not exist" in done.stderr
+    assert "CDC_TABLES" in done.stderr
+
+
 def test_wait_without_a_consumer_fails_quickly_with_the_command_to_start_one(
         settings: Settings, database_url: str) -> None:
     import time
