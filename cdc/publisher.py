@@ -131,6 +131,7 @@ class EventPublisher:
         self._failure: CdcError | None = None
         self._acked_mark: object | None = None
         self._stalled_since: float | None = None
+        self._recovered_at: float | None = None
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self._thread.start()
 
@@ -183,6 +184,11 @@ class EventPublisher:
         since = self._stalled_since
         return 0.0 if since is None else time.monotonic() - since
 
+    @property
+    def recovered_at(self) -> float | None:
+        """``time.monotonic()`` when publishing last got through after failing, if ever."""
+        return self._recovered_at
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued is acked. False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -224,6 +230,8 @@ class EventPublisher:
                     self._lock.notify_all()
                 return
             backoff.reset()
+            if self._stalled_since is not None:
+                self._recovered_at = time.monotonic()
             self._stalled_since = None
             self._acknowledge(len(batch))
 

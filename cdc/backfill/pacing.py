@@ -92,6 +92,11 @@ class Pacer:
         """When a sentinel was last seen applied (or pacing began), on ``clock``."""
         return self._moved_at
 
+    def publishing_resumed(self, at: float) -> None:
+        """Pub/Sub took events again at ``at`` after an outage: no consumer could apply
+        what was not delivered, so the quiet time before does not count as a stall."""
+        self._moved_at = max(self._moved_at, at)
+
     def step(self) -> bool:
         """One check of the sentinels still unapplied; True when some are applied now.
 

@@ -55,6 +55,8 @@ class Publisher(Protocol):
     def acked_mark(self) -> object | None: ...
     def flush(self, timeout: float | None = None) -> Any: ...
     def close(self) -> None: ...
+    @property
+    def recovered_at(self) -> float | None: ...
 
 
 class Rejects(Protocol):
@@ -272,6 +274,8 @@ class Backfill:
                     self._save_acked(publisher, state, saved)
                     raise Interrupted(f"stopped after {chunks_done} chunks (test hook)")
             publisher.flush()
+            if pacer is not None and publisher.recovered_at is not None:
+                pacer.publishing_resumed(publisher.recovered_at)  # Pub/Sub was down
             self._save_acked(publisher, state, saved)
             self.progress.done(self._line(state, state.checkpoint))
         finally:

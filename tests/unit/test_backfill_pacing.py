@@ -149,3 +149,12 @@ def test_quiet_since_is_when_a_sentinel_was_last_seen_applied() -> None:
     clock.now = 7.0
     consumer.applied.add("b1")
     assert p.step() and p.quiet_since() == 7.0
+
+
+def test_a_pubsub_outage_while_publishing_does_not_count_as_quiet_time() -> None:
+    consumer = FakeConsumer()
+    p = pacer(consumer, FakeClock(consumer))
+    p.publishing_resumed(40.0)
+    assert p.quiet_since() == 40.0
+    p.publishing_resumed(10.0)  # an older recovery changes nothing
+    assert p.quiet_since() == 40.0
