@@ -19,7 +19,7 @@ def cpu_model(cpuinfo: Path = CPUINFO) -> str:
     try:
         lines = cpuinfo.read_text().splitlines()
     except OSError:
-        return platform.processor() or "unknown cpu"
+        lines = []
     model = (ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name"))
     return next(model, platform.processor() or "unknown cpu")
 
