@@ -30,7 +30,7 @@ def translate(exc: BaseException, what: str) -> CdcError:
     if isinstance(exc, _PERMANENT):
         return SinkMisconfigured(f"{what}: {type(exc).__name__}: {exc}")
     return SinkUnavailable(f"{what}: {type(exc).__name__}: {exc}",
-                           hint="retrying with backoff; check the Google service or emulator")
+                           hint="check that the Google service or emulator is reachable")
 
 
 @contextlib.contextmanager

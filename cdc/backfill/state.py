@@ -113,11 +113,14 @@ class StateStore:
     def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
         self.client = client or firestore.Client(project=settings.require_project())
         self.collection = self.client.collection(f"{settings.members_collection}_backfills")
+        self.last_saved: BackfillState | None = None  # a copy, as this process last saved it
 
     def save(self, state: BackfillState) -> None:
         state.updated_at = iso_utc(datetime.now(UTC))
+        body = state.to_dict()
         with google_boundary("saving the backfill state"):
-            self.collection.document(state.id).set(state.to_dict())
+            self.collection.document(state.id).set(body)
+        self.last_saved = BackfillState.from_dict(body)
 
     def load(self, backfill_id: str) -> BackfillState | None:
         with google_boundary("reading the backfill state"):

@@ -16,7 +16,7 @@ from cdc.backfill.runner import Backfill, BackfillOptions, Outcome
 from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
-from cdc.errors import CdcError, ConfigError
+from cdc.errors import ConfigError, RetryableError
 from cdc.lsn import Lsn
 from cdc.replication.client import connect
 from cdc.settings import Settings
@@ -81,7 +81,8 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
 
 @contextmanager
 def _interruptible(store: StateStore, phase: dict[str, bool]) -> Iterator[None]:
-    """Ctrl-C or SIGTERM: say how to go on, and exit 130 (128 + SIGINT)."""
+    """Say how to go on after Ctrl-C or SIGTERM (exit 130, 128 + SIGINT), or when a
+    service stayed unreachable past its retries (exit 1)."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _as_interrupt) if main else None
     try:
@@ -90,6 +91,11 @@ def _interruptible(store: StateStore, phase: dict[str, bool]) -> Iterator[None]:
         click.echo("", err=True)  # end the progress line
         click.echo(f"interrupted: {_how_to_go_on(store, phase['waiting'])}", err=True)
         sys.exit(130)
+    except RetryableError as exc:
+        click.echo("", err=True)
+        click.echo(f"error: {exc.one_line()}", err=True)
+        click.echo(f"then: {_how_to_go_on(store, phase['waiting'])}", err=True)
+        sys.exit(1)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -100,17 +106,14 @@ def _as_interrupt(_signum: int, _frame: object) -> NoReturn:
 
 
 def _how_to_go_on(store: StateStore, waiting: bool) -> str:
+    """What this run left behind, from the state it last saved (no read: the
+    service that failed may be the one holding the state)."""
     if waiting:
         return ("the snapshot is published and consumers go on applying it; "
                 "`cdc backfill --resume --wait` keeps waiting")
-    try:
-        unfinished = [s for s in store.unfinished() if s.status == RUNNING]
-    except CdcError as exc:
-        return (f"could not read the backfill's state ({exc}); `cdc backfill --resume` "
-                "continues an interrupted backfill, `cdc backfill --abandon` drops it")
-    if not unfinished:
-        return "nothing was published"
-    state = unfinished[0]
+    state = store.last_saved
+    if state is None or state.status != RUNNING:
+        return "this run published nothing; run the same command again"
     return (f"backfill {state.id} stopped after {state.checkpoint.events:,} events acked by "
             "Pub/Sub; its temporary replication slot ended with it. "
             "`cdc backfill --resume --wait` continues it where it stopped, "
