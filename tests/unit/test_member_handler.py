@@ -7,6 +7,8 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from cdc.errors import SinkUnavailable
 from cdc.settings import Settings
 from consumers.members.handler import MembersHandler, chunks
@@ -143,3 +145,47 @@ def test_a_runner_with_several_workers_acks_every_message_once_and_stops_cleanly
     assert sorted(sub.acked) == sorted(f"ack{n}" for n in range(200))
     assert len(handler.threads) > 1
     assert sub.interrupted  # a long poll in flight would have been cut short
+
+
+class AcksFailOnce(FakeSubscription):
+    """Pub/Sub unreachable for the first Acknowledge, back for the next ones."""
+
+    def __init__(self, first: list[Delivery], then: list[list[Delivery]] | None = None) -> None:
+        super().__init__([first])
+        self.then = then or []  # pulled once the failed ack was seen
+        self.failures = 1
+
+    def acknowledge(self, ack_ids: list[str]) -> None:
+        if self.failures:
+            self.failures -= 1
+            self.batches += self.then
+            raise SinkUnavailable("acknowledging on changes-firestore: timed out")
+        super().acknowledge(ack_ids)
+
+
+def test_acks_that_failed_are_sent_again_once_pubsub_answers_not_left_to_expire() -> None:
+    first, second = [delivery(b"{}", 0), delivery(b"{}", 1)], [delivery(b"{}", 2)]
+    sub = AcksFailOnce(first, [second])
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=AckAll(),
+                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
+                              max_backoff=0.0, pull_timeout=5.0)
+    with pytest.raises(SinkUnavailable):
+        runner.run_once()
+    assert sub.acked == []
+    assert runner.run_once() == 1
+    runner.close()
+    assert sorted(sub.acked) == ["ack0", "ack1", "ack2"]
+
+
+def test_an_idle_runner_sends_the_acks_that_failed_before_waiting_for_messages() -> None:
+    sub = AcksFailOnce([delivery(b"{}", 0)])
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=AckAll(),
+                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
+                              max_backoff=0.0, pull_timeout=0.2)
+    with pytest.raises(SinkUnavailable):
+        runner.run_once()
+    assert runner.run_once() == 0  # nothing more to pull: the keys stay blocked without it
+    runner.close()
+    assert sub.acked == ["ack0"]
