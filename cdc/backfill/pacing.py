@@ -58,8 +58,10 @@ class Pacer:
 
     def __init__(self, applied: AppliedCheck, *, window: int = WINDOW, poll_s: float = POLL_S,
                  patience_s: float = PATIENCE_S, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 while_waiting: Callable[[], object] | None = None) -> None:
         self.applied = applied
+        self.while_waiting = while_waiting  # on every poll of a wait (saving checkpoints)
         self.window = window
         self.poll_s = poll_s
         self.patience_s = patience_s
@@ -129,6 +131,8 @@ class Pacer:
                     log.warning("the snapshot is not being applied; publishing the rest unpaced",
                                 extra=fields(waited_s=round(self.clock() - started, 1)))
                     return False
+                if self.while_waiting is not None:
+                    self.while_waiting()
                 self.sleep(self.poll_s)
             self._moved_at = self.clock()
             return True

@@ -120,6 +120,7 @@ class Backfill:
         self.diff = DiffCounts()
         self.pacer: Pacer | None = None
         self._rows_at_start = 0
+        self._saved = Checkpoint()  # the checkpoint last saved while publishing
 
     # -- the run ---------------------------------------------------------------
     def run(self) -> Outcome:
@@ -248,10 +249,13 @@ class Backfill:
                  pre: Preflight) -> None:
         publisher = self._publisher_factory(self.settings)
         rejects = self._dead_letters or DeadLetters(self.settings)
-        saved = state.checkpoint
+        self._saved = state.checkpoint
         try:
             emitter = _Emitter(state, reader, pre, publisher, rejects)
-            pacer = self.pacer = self._pacer(reader, plan)
+            # while the pacer waits, the acks of the chunks before come in: save them then,
+            # so that an interrupted wait resumes after them, not one or two chunks back
+            pacer = self.pacer = self._pacer(reader, plan,
+                                             lambda: self._save_acked(publisher, state))
             for chunks_done, (events, ckpt) in enumerate(self._chunks(reader, plan, state),
                                                          start=1):
                 if pacer is not None:
@@ -267,26 +271,27 @@ class Backfill:
                 ckpt = replace(ckpt, next_seq=emitter.seq, events=emitter.published,
                                dead_lettered=emitter.dead_lettered)
                 publisher.mark(ckpt)
-                saved = self._save_acked(publisher, state, saved)
+                self._save_acked(publisher, state)
                 self._show(state, ckpt)
                 if self.options.stop_after_chunks == chunks_done:
                     publisher.flush(60)
-                    self._save_acked(publisher, state, saved)
+                    self._save_acked(publisher, state)
                     raise Interrupted(f"stopped after {chunks_done} chunks (test hook)")
             publisher.flush()
             if pacer is not None and publisher.recovered_at is not None:
                 pacer.publishing_resumed(publisher.recovered_at)  # Pub/Sub was down
-            self._save_acked(publisher, state, saved)
+            self._save_acked(publisher, state)
             self.progress.done(self._line(state, state.checkpoint))
         finally:
             publisher.close()
 
-    def _pacer(self, reader: SnapshotReader, plan: Plan) -> Pacer | None:
+    def _pacer(self, reader: SnapshotReader, plan: Plan,
+               while_waiting: Callable[[], object]) -> Pacer | None:
         """With --wait, a full member resync keeps pace with the consumer (pacing.py)."""
         if not (self.options.pace and plan.publish_comrade):
             return None
         return Pacer(firestore_check(self.client, self.members, reader.lsn),
-                     patience_s=self.options.pace_patience_s)
+                     patience_s=self.options.pace_patience_s, while_waiting=while_waiting)
 
     def _chunks(self, reader: SnapshotReader, plan: Plan,
                 state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:
@@ -311,18 +316,18 @@ class Backfill:
                 yield builder.events([chunk]), ckpt
         yield [], replace(ckpt, rows_read=read)
 
-    def _save_acked(self, publisher: Publisher, state: BackfillState,
-                    saved: Checkpoint) -> Checkpoint:
+    def _save_acked(self, publisher: Publisher, state: BackfillState) -> None:
+        """Save the newest checkpoint whose events Pub/Sub has acked, if it is new."""
         acked = publisher.acked_mark()
-        if not isinstance(acked, Checkpoint) or acked == saved:
-            return saved
+        if not isinstance(acked, Checkpoint) or acked == self._saved:
+            return
         current = self.store.load(state.id)
         if current is not None and current.status == ABANDONED:
             raise PermanentError(f"backfill {state.id} was abandoned by another process",
                                  hint="start a new one with `cdc backfill`")
         state.checkpoint = acked
         self.store.save(state)
-        return acked
+        self._saved = acked
 
     def _show(self, state: BackfillState, ckpt: Checkpoint) -> None:
         self.progress.show(self._line(state, ckpt))

@@ -329,6 +329,7 @@ def test_an_interrupted_backfill_says_how_to_resume_or_abandon_it_and_abandon_le
     err = proc.stderr.read().decode() if proc.stderr else ""
     (state,) = store.unfinished()
     assert state.status == RUNNING
+    assert state.checkpoint.last_comrade_id == 20  # both chunks: acked while the pacer waited
     assert f"interrupted: backfill {state.id} stopped after" in err
     assert "`cdc backfill --resume --wait` continues it" in err
     assert "`cdc backfill --abandon` drops it" in err

@@ -158,3 +158,14 @@ def test_a_pubsub_outage_while_publishing_does_not_count_as_quiet_time() -> None
     assert p.quiet_since() == 40.0
     p.publishing_resumed(10.0)  # an older recovery changes nothing
     assert p.quiet_since() == 40.0
+
+
+def test_while_it_waits_the_pacer_calls_its_hook_on_every_poll() -> None:
+    consumer = FakeConsumer()
+    clock = FakeClock(consumer, {0.5: "a1"})
+    calls: list[float] = []
+    p = Pacer(consumer.check, window=1, poll_s=0.1, patience_s=5.0, clock=clock,
+              sleep=clock.sleep, while_waiting=lambda: calls.append(clock.now))
+    p.after_chunk(chunk("a1"))
+    p.before_chunk(1)
+    assert len(calls) == 5 and calls[0] == 0.0  # the checkpoint is saved while waiting
