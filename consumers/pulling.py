@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 60
 LEASE_EVERY = LEASE_SECONDS / 3
 PULL_MAX = 1000  # messages one Pull may return (Pub/Sub's own limit)
+# failed pulls back off up to this: once Pub/Sub is back, the next pull is at most this far
+MAX_BACKOFF_S = 10.0
 RELEASE_WAIT = 0.05  # busy and the last Pull found nothing: pull again at a release, or after this
 
 # (most, wait): up to ``most`` messages; ``wait`` False returns at once, even with none
@@ -219,4 +221,4 @@ class Prefetcher:
 
 
 def _doubling(previous: float) -> float:
-    return min(30.0, max(0.5, previous * 2))
+    return min(MAX_BACKOFF_S, max(0.5, previous * 2))

@@ -32,7 +32,7 @@ from cdc.health import HealthServer
 from cdc.logs import fields
 from cdc.settings import Settings
 from consumers.delivery import Delivery
-from consumers.pulling import Prefetcher
+from consumers.pulling import MAX_BACKOFF_S, Prefetcher
 from consumers.subscription_rpc import GrpcSubscription, SubscriptionRpc
 
 __all__ = ["BatchHandler", "Delivery", "Outcome", "SubscriberRunner"]
@@ -125,7 +125,7 @@ class SubscriberRunner:
     def __init__(self, *, name: str, settings: Settings, subscription: str,
                  handler: BatchHandler, metrics_prefix: str, http_port: int | None = None,
                  max_messages: int = 500, pull_timeout: float = 5.0, workers: int = 1,
-                 max_backoff: float = 30.0, rpc: SubscriptionRpc | None = None,
+                 max_backoff: float = MAX_BACKOFF_S, rpc: SubscriptionRpc | None = None,
                  publisher: Any = None) -> None:
         from consumers.dead_letter import DeadLetterPublisher
 

@@ -229,3 +229,11 @@ def test_while_it_holds_messages_it_pulls_at_once_and_again_at_the_next_release(
             "busy pulls do not wait"
     finally:
         prefetch.stop()
+
+
+def test_failed_pulls_back_off_from_half_a_second_to_at_most_ten_seconds() -> None:
+    delays, delay = [], 0.0
+    for _ in range(8):
+        delay = pulling._doubling(delay)
+        delays.append(delay)
+    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
