@@ -163,13 +163,17 @@ class AcksFailOnce(FakeSubscription):
         super().acknowledge(ack_ids)
 
 
+def acking_runner(sub: FakeSubscription, pull_timeout: float) -> SubscriberRunner:
+    return SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                            subscription="changes-firestore", handler=AckAll(),
+                            metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
+                            max_backoff=0.0, pull_timeout=pull_timeout)
+
+
 def test_acks_that_failed_are_sent_again_once_pubsub_answers_not_left_to_expire() -> None:
     first, second = [delivery(b"{}", 0), delivery(b"{}", 1)], [delivery(b"{}", 2)]
     sub = AcksFailOnce(first, [second])
-    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
-                              subscription="changes-firestore", handler=AckAll(),
-                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
-                              max_backoff=0.0, pull_timeout=5.0)
+    runner = acking_runner(sub, pull_timeout=5.0)
     with pytest.raises(SinkUnavailable):
         runner.run_once()
     assert sub.acked == []
@@ -180,10 +184,7 @@ def test_acks_that_failed_are_sent_again_once_pubsub_answers_not_left_to_expire(
 
 def test_an_idle_runner_sends_the_acks_that_failed_before_waiting_for_messages() -> None:
     sub = AcksFailOnce([delivery(b"{}", 0)])
-    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
-                              subscription="changes-firestore", handler=AckAll(),
-                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
-                              max_backoff=0.0, pull_timeout=0.2)
+    runner = acking_runner(sub, pull_timeout=0.2)
     with pytest.raises(SinkUnavailable):
         runner.run_once()
     assert runner.run_once() == 0  # nothing more to pull: the keys stay blocked without it
