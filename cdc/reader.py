@@ -45,7 +45,7 @@ class ReaderOptions:
     status_interval_s: float = 10.0
     heartbeat_interval_s: float = 60.0  # 0 disables the heartbeat
     standby_poll_s: float = 5.0
-    max_backoff_s: float = 30.0
+    max_backoff_s: float = 10.0  # back at work within 10 s of the source's return
     drain_timeout_s: float = 30.0
     stall_after_s: float = 60.0
 
