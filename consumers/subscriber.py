@@ -147,7 +147,7 @@ class SubscriberRunner:
         self.health: HealthServer | None = None
         self._stop = threading.Event()
         self._unsent = UnsentAcks()
-        self._backoff = 0.0
+        self._worker = threading.local()  # each worker's own backoff
         self._last_turn = time.monotonic()
         self._failure: str | None = None
 
@@ -295,7 +295,7 @@ class SubscriberRunner:
         if outcome.retry or failed:
             self._sleep_backoff()
         else:
-            self._backoff = 0.0
+            self._worker.backoff = 0.0
 
     def ack(self, deliveries: list[Delivery]) -> None:
         """Ack these, and any whose ack failed before; keep them all if this one fails."""
@@ -316,6 +316,9 @@ class SubscriberRunner:
             self.rpc.modify_ack_deadline(ack_ids, seconds)
 
     def _sleep_backoff(self) -> None:
-        self._backoff = min(self.max_backoff, max(0.5, self._backoff * 2))
-        self._stop.wait(self._backoff)
+        """Back off, doubling per failure of this worker (a shared delay doubled once
+        for each worker that failed, and reached its cap in one outage)."""
+        delay = min(self.max_backoff, max(0.5, getattr(self._worker, "backoff", 0.0) * 2))
+        self._worker.backoff = delay
+        self._stop.wait(delay)
 

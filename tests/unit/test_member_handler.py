@@ -190,3 +190,23 @@ def test_an_idle_runner_sends_the_acks_that_failed_before_waiting_for_messages()
     assert runner.run_once() == 0  # nothing more to pull: the keys stay blocked without it
     runner.close()
     assert sub.acked == ["ack0"]
+
+
+def test_each_worker_backs_off_on_its_own_failures_not_on_the_others() -> None:
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=AckAll(),
+                              metrics_prefix="t", rpc=FakeSubscription([]),
+                              publisher=FakePublisher(), max_backoff=10.0)
+    waits: list[float] = []
+    runner._stop = SimpleNamespace(wait=waits.append)  # type: ignore[assignment]
+
+    def fail_twice() -> None:
+        runner._sleep_backoff()
+        runner._sleep_backoff()
+
+    workers = [threading.Thread(target=fail_twice) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(waits) == [0.5, 0.5, 0.5, 1.0, 1.0, 1.0]
