@@ -14,6 +14,9 @@ from cdc.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 10
+# A message delivered to a consumer that died comes back after this. The consumers
+# extend what they hold to it every third of it (consumers/pulling.py).
+ACK_DEADLINE_S = 30
 
 
 class PubSubAdmin:
@@ -46,7 +49,7 @@ class PubSubAdmin:
         request: dict[str, object] = {
             "name": self.subscription_path(name),
             "topic": self.topic_path(topic),
-            "ack_deadline_seconds": 60,
+            "ack_deadline_seconds": ACK_DEADLINE_S,
             "enable_message_ordering": ordered,
         }
         if dead_letter_topic:

@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterable
 
 from cdc.errors import CdcError
 from cdc.logs import fields
+from cdc.pubsub_admin import ACK_DEADLINE_S
 from consumers.delivery import Delivery
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 60
+LEASE_SECONDS = ACK_DEADLINE_S  # what a held message is extended to, every third of it
 LEASE_EVERY = LEASE_SECONDS / 3
 PULL_MAX = 1000  # messages one Pull may return (Pub/Sub's own limit)
 # failed pulls back off up to this: once Pub/Sub is back, the next pull is at most this far

@@ -21,9 +21,11 @@ from psycopg import sql
 
 from cdc import provisioning, source_status
 from cdc.cli import main
+from cdc.pubsub_admin import ACK_DEADLINE_S
 from cdc.settings import Settings
 from cdc.source_status import SourceState
 from cdc.stack import PG_BIN
+from consumers.pulling import LEASE_SECONDS
 from tests.services import ROOT, Services
 
 pytestmark = pytest.mark.integration
@@ -154,6 +156,13 @@ def test_setup_creates_the_publication_replica_identity_slot_and_topics(
     assert topic_exists(settings, settings.topic)
     assert topic_exists(settings, settings.dead_letter_topic)
     assert "setup complete" in result.stdout
+    subscriber = pubsub_v1.SubscriberClient()
+    members = subscriber.get_subscription(subscription=subscriber.subscription_path(
+        settings.require_project(), settings.firestore_subscription))
+    assert members.enable_message_ordering
+    assert members.dead_letter_policy.dead_letter_topic.endswith(settings.dead_letter_topic)
+    # what a killed consumer held comes back after 30 s (it extends what it holds to that)
+    assert members.ack_deadline_seconds == ACK_DEADLINE_S == LEASE_SECONDS == 30
 
 
 def test_running_setup_a_second_time_changes_nothing(settings: Settings) -> None:
