@@ -80,7 +80,28 @@ class PubSubAdmin:
         for name, topic, ordered, dlq in subs:
             if self.ensure_subscription(name, topic, ordered=ordered, dead_letter_topic=dlq):
                 created.append(f"subscription {name}")
+            elif self.align_ack_deadline(name):
+                created.append(f"ack deadline of subscription {name} set to {ACK_DEADLINE_S} s")
         return created
+
+    def align_ack_deadline(self, name: str) -> bool:
+        """Give an existing subscription the ack deadline the consumers lease to.
+
+        Subscriptions made before it was 30 s have 60 s: what a killed consumer
+        held would come back only after that. True when it was changed now.
+        """
+        path = self.subscription_path(name)
+        with google_boundary(f"reading subscription {name}"):
+            current = self.subscriber.get_subscription(subscription=path)
+        if current.ack_deadline_seconds == ACK_DEADLINE_S:
+            return False
+        with google_boundary(f"updating subscription {name}"):
+            self.subscriber.update_subscription(request={
+                "subscription": {"name": path, "ack_deadline_seconds": ACK_DEADLINE_S},
+                "update_mask": {"paths": ["ack_deadline_seconds"]}})
+        log.info("set the ack deadline", extra=fields(
+            subscription=name, was_s=current.ack_deadline_seconds, now_s=ACK_DEADLINE_S))
+        return True
 
     def planned(self) -> list[str]:
         s = self.settings
@@ -91,4 +112,6 @@ class PubSubAdmin:
             f"({MAX_DELIVERY_ATTEMPTS} attempts -> {s.dead_letter_topic})",
             f"create ordered subscription {s.audit_subscription} with dead-letter policy",
             f"create subscription {s.dead_letter_subscription} on {s.dead_letter_topic}",
+            f"set the ack deadline of existing subscriptions to {ACK_DEADLINE_S} s "
+            "(if different)",
         ]

@@ -165,6 +165,22 @@ def test_setup_creates_the_publication_replica_identity_slot_and_topics(
     assert members.ack_deadline_seconds == ACK_DEADLINE_S == LEASE_SECONDS == 30
 
 
+def test_setup_gives_an_existing_subscription_the_consumers_ack_deadline(
+        settings: Settings) -> None:
+    assert cdc(settings, "setup").exit_code == 0
+    subscriber = pubsub_v1.SubscriberClient()
+    path = subscriber.subscription_path(settings.require_project(),
+                                        settings.firestore_subscription)
+    subscriber.update_subscription(request={  # as made before the deadline was 30 s
+        "subscription": {"name": path, "ack_deadline_seconds": 60},
+        "update_mask": {"paths": ["ack_deadline_seconds"]}})
+    again = cdc(settings, "setup")
+    assert again.exit_code == 0, again.output
+    assert f"ack deadline of subscription {settings.firestore_subscription} set to 30 s" \
+        in again.stdout
+    assert subscriber.get_subscription(subscription=path).ack_deadline_seconds == 30
+
+
 def test_running_setup_a_second_time_changes_nothing(settings: Settings) -> None:
     assert cdc(settings, "setup").exit_code == 0
     slot_before = query(settings.database_url or "",
