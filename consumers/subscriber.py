@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from cdc.errors import CdcError, PermanentError, RetryableError
 from cdc.health import HealthServer
 from cdc.logs import fields
+from cdc.publisher import Backoff
 from cdc.settings import Settings
 from consumers.delivery import Delivery
 from consumers.pulling import MAX_BACKOFF_S, Prefetcher
@@ -295,7 +296,7 @@ class SubscriberRunner:
         if outcome.retry or failed:
             self._sleep_backoff()
         else:
-            self._worker.backoff = 0.0
+            self._backoff().reset()
 
     def ack(self, deliveries: list[Delivery]) -> None:
         """Ack these, and any whose ack failed before; keep them all if this one fails."""
@@ -316,9 +317,13 @@ class SubscriberRunner:
             self.rpc.modify_ack_deadline(ack_ids, seconds)
 
     def _sleep_backoff(self) -> None:
-        """Back off, doubling per failure of this worker (a shared delay doubled once
-        for each worker that failed, and reached its cap in one outage)."""
-        delay = min(self.max_backoff, max(0.5, getattr(self._worker, "backoff", 0.0) * 2))
-        self._worker.backoff = delay
-        self._stop.wait(delay)
+        self._stop.wait(self._backoff().next_delay())
+
+    def _backoff(self) -> Backoff:
+        """This worker's own backoff (a shared one was doubled once for each worker
+        that failed, and reached its cap in one outage)."""
+        backoff: Backoff | None = getattr(self._worker, "backoff", None)
+        if backoff is None:
+            backoff = self._worker.backoff = Backoff(first=0.5, cap=self.max_backoff)
+        return backoff
 
