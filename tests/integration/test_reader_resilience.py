@@ -144,11 +144,15 @@ def test_a_second_reader_waits_in_standby_and_takes_over_when_the_first_dies(
 
 
 @pytest.mark.slow
-def test_a_million_row_transaction_arrives_whole_with_bounded_reader_memory(
+@pytest.mark.timeout(600)
+def test_a_quarter_million_row_transaction_arrives_whole_with_bounded_reader_memory(
         settings: Settings, database_url: str) -> None:
     provision(settings)
     reader = spawn_cdc(settings, "run", "--http-port", "0")
-    rows = 1_000_000
+    # A streaming reader peaks near 100 MB here. One that buffered the whole
+    # transaction would add ~94 MB for the decoded rows alone (measured), before
+    # their events. A million rows outran the test timeout while counting.
+    rows = 250_000
     peak_kb = 0
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -165,7 +169,7 @@ def test_a_million_row_transaction_arrives_whole_with_bounded_reader_memory(
         reader.send_signal(signal.SIGTERM)
         assert reader.wait(timeout=60) == 0
     assert _count_messages(settings) == rows
-    assert peak_kb < 200 * 1024, f"reader peak RSS {peak_kb // 1024} MB"
+    assert peak_kb < 150 * 1024, f"reader peak RSS {peak_kb // 1024} MB"
 
 
 def _last_commit(events: list[dict[str, Any]]) -> int:
