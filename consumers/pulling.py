@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 
 from cdc.errors import CdcError
 from cdc.logs import fields
+from cdc.publisher import Backoff
 from cdc.pubsub_admin import ACK_DEADLINE_S
 from consumers.delivery import Delivery
 
@@ -54,7 +55,7 @@ class Prefetcher:
     """Holds at most ``limit`` pulled messages; one thread pulls and keeps leases."""
 
     def __init__(self, pull: Pull, extend: Extend, limit: int, *, name: str = "pull",
-                 backoff: Callable[[float], float] | None = None) -> None:
+                 backoff: Backoff | None = None) -> None:
         self._pull = pull
         self._extend = extend
         self.limit = max(1, limit)
@@ -66,7 +67,7 @@ class Prefetcher:
         self._stopping = False
         self._releases = 0  # batches released so far: a release may free keys to pull
         self._thread: threading.Thread | None = None
-        self._backoff = backoff or _doubling
+        self._backoff = backoff or Backoff(first=0.5, cap=MAX_BACKOFF_S)
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> Prefetcher:
@@ -136,7 +137,6 @@ class Prefetcher:
 
     # -- the pulling thread ----------------------------------------------------------
     def _loop(self) -> None:
-        delay = 0.0
         while True:
             room, due = self._wait_for_room()
             self._renew(due)
@@ -148,14 +148,13 @@ class Prefetcher:
             try:
                 got = self._pull(min(room, PULL_MAX), not busy)
             except CdcError as exc:
-                delay = self._backoff(delay)
-                self._fail(exc, delay)
+                self._fail(exc, self._backoff.next_delay())
                 continue
             except Exception as exc:  # keep pulling: the taker reports what went wrong
-                delay = self._backoff(delay)
-                self._fail(CdcError(f"pull failed: {type(exc).__name__}: {exc}"), delay)
+                self._fail(CdcError(f"pull failed: {type(exc).__name__}: {exc}"),
+                           self._backoff.next_delay())
                 continue
-            delay = 0.0
+            self._backoff.reset()
             self._add(got)
             if busy and not got:
                 self._await_release(releases)
@@ -220,6 +219,3 @@ class Prefetcher:
             log.warning("could not extend ack deadlines",
                         extra=fields(consumer=self.name, error=exc.one_line()))
 
-
-def _doubling(previous: float) -> float:
-    return min(MAX_BACKOFF_S, max(0.5, previous * 2))

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from cdc.errors import SinkMisconfigured, SinkUnavailable
+from cdc.publisher import Backoff
 from consumers import pulling
 from consumers.delivery import Delivery
 from consumers.pulling import Prefetcher
@@ -112,7 +113,8 @@ def test_once_interrupted_queued_messages_are_handed_back_not_taken() -> None:
 
 def test_a_pull_error_reaches_the_taker_and_pulling_goes_on() -> None:
     source = Source(total=3, errors=[SinkUnavailable("pubsub down")])
-    prefetch = Prefetcher(source.pull, source.extend, limit=10, backoff=lambda _: 0.01)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10,
+                          backoff=Backoff(first=0.01, cap=0.01))
     try:
         with pytest.raises(SinkUnavailable):
             prefetch.take(5, wait=2)
@@ -123,7 +125,8 @@ def test_a_pull_error_reaches_the_taker_and_pulling_goes_on() -> None:
 
 def test_a_permanent_pull_error_is_raised_too() -> None:
     source = Source(total=3, errors=[SinkMisconfigured("subscription not found")])
-    prefetch = Prefetcher(source.pull, source.extend, limit=10, backoff=lambda _: 0.01)
+    prefetch = Prefetcher(source.pull, source.extend, limit=10,
+                          backoff=Backoff(first=0.01, cap=0.01))
     with pytest.raises(SinkMisconfigured):
         prefetch.take(5, wait=2)
     prefetch.stop()
@@ -232,8 +235,5 @@ def test_while_it_holds_messages_it_pulls_at_once_and_again_at_the_next_release(
 
 
 def test_failed_pulls_back_off_from_half_a_second_to_at_most_ten_seconds() -> None:
-    delays, delay = [], 0.0
-    for _ in range(8):
-        delay = pulling._doubling(delay)
-        delays.append(delay)
-    assert delays == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    backoff = Prefetcher(Source(total=0).pull, Source(total=0).extend, limit=1)._backoff
+    assert [backoff.next_delay() for _ in range(8)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
