@@ -16,9 +16,10 @@ more than a write; a count query about 15 us per document of the collection):
    last on each ordering key (:meth:`~cdc.backfill.pacing.Pacer.step`) until
    the consumer has reached the end of the snapshot;
 2. then counts the settled documents: once the count reaches the members, all
-   are applied. The count of members skipped as stale runs beside that first
-   count, so the end costs one scan of the collection, not two in a row.
-   While many members are pending, progress polls the count;
+   are applied. That last count is one aggregation query that also sums
+   ``_cdc.superseded`` (the members skipped as stale), so the end costs one
+   scan of the collection. While many members are pending, progress polls the
+   count;
 3. when the count stops moving short of that (members deleted after the
    snapshot, or a stuck consumer), it reads the pending members' documents to
    find which ones, and asks Postgres about the absent ones. At most
@@ -33,19 +34,19 @@ it began to publish.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from google.cloud import firestore
+from google.cloud.firestore_v1.aggregation import AggregationQuery
 
 from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.errors import PermanentError
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
 from cdc.settings import Settings
-from consumers.members import document_rpc
+from consumers.members import document_rpc, mapping
 
 FEW_PENDING = 500  # documents: fewer are read, not counted
 STILL_COUNTS = 2  # count polls without movement before the pending members are read
@@ -101,7 +102,8 @@ def is_stale_for_snapshot(body: dict[str, Any] | None) -> bool:
     settled = settled_lsn(body)
     versions = ((body or {}).get("_cdc") or {}).get("versions") or {}
     comrade = versions.get("comrade") if isinstance(versions, dict) else None
-    return settled is not None and isinstance(comrade, str) and comrade >= f"{settled}-1"
+    return settled is not None and bool(
+        mapping.superseded(comrade if isinstance(comrade, str) else None, settled))
 
 
 def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,
@@ -128,18 +130,23 @@ def count(query: Any, what: str) -> int:
     return int(result[0][0].value)
 
 
+@dataclass(frozen=True)
+class Tally:
+    settled: int
+    superseded: int
+
+
+def tally(query: Any, what: str) -> Tally:
+    """Count the settled documents and sum ``_cdc.superseded`` in one scan."""
+    with google_boundary(what):
+        result: Any = (AggregationQuery(query).count(alias="settled")
+                       .sum("_cdc.superseded", alias="superseded").get())
+    values = {r.alias: r.value for r in result[0]}
+    return Tally(int(values["settled"]), int(values["superseded"] or 0))
+
+
 def settled_query(collection: Any, lsn: Lsn) -> Any:
     return collection.where(filter=firestore.FieldFilter("_cdc.settled", ">=", lsn.sortable()))
-
-
-def stale_query(collection: Any, part: Lsn) -> Any:
-    """Members settled by the snapshot at ``part`` whose comrade changed after it.
-
-    Production Firestore needs the composite index of firestore.indexes.json.
-    """
-    at = part.sortable()
-    return (collection.where(filter=firestore.FieldFilter("_cdc.settled", "==", at))
-            .where(filter=firestore.FieldFilter("_cdc.versions.comrade", ">=", f"{at}-1")))
 
 
 def poll_interval(members: int) -> float:
@@ -150,19 +157,18 @@ def poll_interval(members: int) -> float:
 class Waiter:
     """Polls Firestore for one backfill; ``still_exists`` asks Postgres about kennitalas.
 
-    ``parts`` are the snapshot LSNs of the backfill's runs (``lsn`` is the first).
+    ``lsn`` is the snapshot of the backfill's first run (a resumed run reads later).
     """
 
     def __init__(self, settings: Settings, client: firestore.Client, lsn: Lsn,
                  members: Iterable[str], still_exists: Callable[[list[str]], set[str]],
-                 *, parts: Sequence[Lsn] = (), sentinels: Sentinels | None = None,
+                 *, sentinels: Sentinels | None = None,
                  progress: Progress | None = None, stall_s: float = 60.0,
                  poll_s: float | None = None) -> None:
         self.settings = settings
         self.client = client
         self.collection = client.collection(settings.members_collection)
         self.lsn = lsn
-        self.parts = list(parts) or [lsn]
         self.pending = set(members)
         self.expected = len(self.pending)
         self.gone = 0  # absent, and no comrade has the kennitala any more
@@ -191,7 +197,7 @@ class Waiter:
             if not self.pending:
                 if self._counted_all:
                     self.report.stale = self._stale if self._stale is not None \
-                        else self._count_stale()
+                        else self._tally().superseded
                 self.progress.done(self._line(rows_read, self.expected, started))
                 self.report.applied = self.expected
                 return self.report
@@ -223,17 +229,19 @@ class Waiter:
         return False
 
     def _poll_count(self) -> bool:
-        stale = self._stale_beside() if self._sentinels_done and self._count < 0 else None
-        counted = count(settled_query(self.collection, self.lsn),
-                        "counting applied member documents")
+        if self._sentinels_done and self._count < 0:  # most likely the last count
+            both = self._tally()
+            counted, self._stale = both.settled, both.superseded
+        else:
+            counted = count(settled_query(self.collection, self.lsn),
+                            "counting applied member documents")
         moved = counted != max(self._count, 0)  # the first count moved if it found any
         self._count = counted
         if counted >= self.expected - self.gone:
             self.pending.clear()
             self._counted_all = True
-            if stale is not None:
-                self._stale = stale.result()
             return True
+        self._stale = None  # counted again later: the members superseded by then
         self._still = 0 if moved else self._still + 1
         if self._still >= STILL_COUNTS:
             self._still = 0
@@ -254,16 +262,9 @@ class Waiter:
         self.report.pending = sorted(self.pending)[:20]
         return len(self.pending) != before
 
-    def _stale_beside(self) -> Future[int]:
-        """The stale count on a thread of its own, while the settled documents are counted."""
-        pool = ThreadPoolExecutor(1, thread_name_prefix="stale-count")
-        future = pool.submit(self._count_stale)
-        pool.shutdown(wait=False)
-        return future
-
-    def _count_stale(self) -> int:
-        return sum(count(stale_query(self.collection, part), "counting superseded members")
-                   for part in self.parts)
+    def _tally(self) -> Tally:
+        return tally(settled_query(self.collection, self.lsn),
+                     "counting applied and superseded member documents")
 
     def _few_pending(self) -> bool:
         return len(self.pending) <= FEW_PENDING

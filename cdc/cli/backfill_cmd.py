@@ -17,7 +17,6 @@ from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, Sta
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.errors import ConfigError, RetryableError
-from cdc.lsn import Lsn
 from cdc.replication.client import connect
 from cdc.settings import Settings
 
@@ -157,8 +156,7 @@ def _waiter(settings: Settings, store: StateStore, state: BackfillState,
         return {r[0] for r in rows}
 
     return Waiter(settings, store.client, state.first_lsn, member_ids, still_exists,
-                  parts=[Lsn.parse(p.lsn) for p in state.parts], sentinels=sentinels,
-                  stall_s=stall_timeout)
+                  sentinels=sentinels, stall_s=stall_timeout)
 
 
 def _print_run(settings: Settings, outcome: Outcome) -> None:

@@ -376,7 +376,15 @@ def bookkeeping(comrade_id: int, state: MemberState) -> Row:
     settled = settled_at(state)
     if settled is not None:
         body["settled"] = settled
+        body["superseded"] = superseded(parts[COMRADE], settled)
     return body
+
+
+def superseded(comrade_version: str | None, settled: str) -> int:
+    """1 when a live change of the comrade row came after the snapshot that settled the
+    member (``cdc backfill`` reports it as skipped as stale), else 0. A number, so that
+    one aggregation query both counts the settled documents and sums these."""
+    return int(comrade_version is not None and comrade_version >= f"{settled}-1")
 
 
 def settled_at(state: MemberState) -> str | None:

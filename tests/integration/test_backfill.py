@@ -359,3 +359,20 @@ def test_a_second_resync_counts_created_updated_and_unchanged_documents(
         second = cdc_ok(settings, "backfill", "--wait")
     assert "summary: created 1, updated 2, unchanged 28, deleted 0" in second.stdout
     wait_until_equal(settings, database_url, timeout=30)
+
+
+def test_members_changed_live_after_the_snapshot_are_reported_as_superseded(
+        settings: Settings, database_url: str) -> None:
+    from tests.integration.reader_harness import running_reader
+
+    provision(settings)
+    add_members(database_url, 0, 600)  # more than the wait reads one by one: it counts
+    with running_reader(settings):
+        cdc_ok(settings, "backfill")  # published; no consumer has applied it yet
+        with psycopg.connect(database_url) as conn:
+            conn.execute("UPDATE membership_comrade SET name = 'Renamed' WHERE ssn = ANY(%s)",
+                         ([kennitala(0), kennitala(1)],))
+        with running_consumer(settings):
+            waited = cdc_ok(settings, "backfill", "--resume", "--wait")
+            wait_until_equal(settings, database_url, timeout=60)
+    assert "600 members, 2 superseded by newer live changes" in waited.stdout

@@ -78,17 +78,24 @@ class FakeFirestore:
     """What the wait sees: a count of settled documents, and per-member reads."""
 
     def __init__(self, settled: set[str], monkeypatch: pytest.MonkeyPatch,
-                 count: int | None = None) -> None:
+                 count: int | None = None, superseded: int = 0) -> None:
         self.settled = settled
         self.fixed_count = count
-        self.counts = 0
+        self.superseded = superseded
+        self.counts = 0  # scans of the collection: counts and tallies
+        self.tallies = 0
         self.read: list[str] = []
         monkeypatch.setattr(wait, "count", self.count)
+        monkeypatch.setattr(wait, "tally", self.tally)
         monkeypatch.setattr(wait, "check_members", self.check)
 
     def count(self, _query: object, _what: str) -> int:
         self.counts += 1
         return len(self.settled) if self.fixed_count is None else self.fixed_count
+
+    def tally(self, query: object, what: str) -> wait.Tally:
+        self.tallies += 1
+        return wait.Tally(self.count(query, what), self.superseded)
 
     def check(self, _client: object, _col: object, kennitalas: Iterable[str],
               _lsn: Lsn) -> Checked:
@@ -117,7 +124,34 @@ def test_after_the_pacers_last_chunks_one_count_checks_every_member(
     report = waiter(everyone, sentinels=sentinels).wait(rows_read=20_000)
     assert report.applied == 5000 and sentinels.steps == 2
     assert firestore.read == []  # not one document read
-    assert firestore.counts == 1 + 1  # the settled documents, then the stale ones
+    assert firestore.counts == 1  # one scan counts the settled and the superseded
+
+
+def test_the_last_count_also_says_how_many_members_were_skipped_as_stale(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(5000)
+    firestore = FakeFirestore(set(everyone), monkeypatch, superseded=7)
+    report = waiter(everyone, sentinels=FakeSentinels([5000])).wait(rows_read=20_000)
+    assert report.stale == 7 and firestore.tallies == 1
+
+
+def test_a_wait_that_counted_its_way_to_the_end_sums_the_superseded_once_more(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(5000)
+    firestore = FakeFirestore(set(everyone[:4000]), monkeypatch, superseded=3)
+    w = waiter(everyone, sentinels=FakeSentinels([5000]))
+    calls = 0
+
+    def finish(_seconds: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # after the sentinel, then the first count
+            firestore.settled = set(everyone)  # the consumer catches up between two counts
+
+    monkeypatch.setattr("cdc.backfill.wait.time.sleep", finish)
+    report = w.wait(rows_read=20_000)
+    assert report.applied == 5000 and report.stale == 3
+    assert firestore.tallies == 2  # the first, short count, and the sum at the end
 
 
 def test_once_the_last_sentinel_is_applied_the_count_follows_without_a_pause(

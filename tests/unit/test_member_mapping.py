@@ -531,3 +531,17 @@ def test_two_comrades_swapping_kennitalas_end_in_the_right_documents(order: list
     )
     docs = _final(evs, [[evs[i]] for i in order])
     assert {k: d["profile"]["name"] for k, d in docs.items()} == {k3: "Seven", K1: "Eight"}
+
+
+def test_a_settled_member_whose_comrade_changed_live_after_the_snapshot_is_marked_superseded(
+        ) -> None:
+    from cdc.backfill.wait import is_stale_for_snapshot
+
+    read = _final([], [[_listing({})]])[K1]
+    assert read["_cdc"]["superseded"] == 0 and not is_stale_for_snapshot(read)
+    renamed = {**comrade_row(7), "name": "Renamed"}
+    live = event("u", C, renamed, comrade_row(7), lsn=0x950)
+    changed = _final([], [[_listing({})], [live]])[K1]
+    assert changed["_cdc"]["settled"] == Lsn(0x900).sortable()
+    assert changed["_cdc"]["superseded"] == 1 and is_stale_for_snapshot(changed)
+    assert "superseded" not in _final([], [[event("c", C, comrade_row(7))]])[K1]["_cdc"]
