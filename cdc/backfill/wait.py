@@ -229,9 +229,10 @@ class Waiter:
         return False
 
     def _poll_count(self) -> bool:
+        stale = None
         if self._sentinels_done and self._count < 0:  # most likely the last count
             both = self._tally()
-            counted, self._stale = both.settled, both.superseded
+            counted, stale = both.settled, both.superseded
         else:
             counted = count(settled_query(self.collection, self.lsn),
                             "counting applied member documents")
@@ -240,8 +241,8 @@ class Waiter:
         if counted >= self.expected - self.gone:
             self.pending.clear()
             self._counted_all = True
+            self._stale = stale
             return True
-        self._stale = None  # counted again later: the members superseded by then
         self._still = 0 if moved else self._still + 1
         if self._still >= STILL_COUNTS:
             self._still = 0

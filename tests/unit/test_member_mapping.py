@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cdc.backfill.wait import is_stale_for_snapshot
 from cdc.errors import PoisonEvent
 from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
@@ -535,8 +536,6 @@ def test_two_comrades_swapping_kennitalas_end_in_the_right_documents(order: list
 
 def test_a_settled_member_whose_comrade_changed_live_after_the_snapshot_is_marked_superseded(
         ) -> None:
-    from cdc.backfill.wait import is_stale_for_snapshot
-
     read = _final([], [[_listing({})]])[K1]
     assert read["_cdc"]["superseded"] == 0 and not is_stale_for_snapshot(read)
     renamed = {**comrade_row(7), "name": "Renamed"}
