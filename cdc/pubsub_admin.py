@@ -6,7 +6,9 @@ import logging
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.pubsub_v1 import Subscription
 
+from cdc.errors import SinkMisconfigured
 from cdc.google_errors import google_boundary
 from cdc.logs import fields
 from cdc.settings import Settings
@@ -53,10 +55,7 @@ class PubSubAdmin:
             "enable_message_ordering": ordered,
         }
         if dead_letter_topic:
-            request["dead_letter_policy"] = {
-                "dead_letter_topic": self.topic_path(dead_letter_topic),
-                "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
-            }
+            request["dead_letter_policy"] = self._dead_letter_policy(dead_letter_topic)
         with google_boundary(f"creating subscription {name}"):
             try:
                 self.subscriber.create_subscription(request=request)
@@ -66,7 +65,7 @@ class PubSubAdmin:
         return True
 
     def ensure_all(self) -> list[str]:
-        """Topic, dead-letter topic, and the three subscriptions. Returns what was created."""
+        """Topic, dead-letter topic, and the three subscriptions. Returns what was done."""
         s = self.settings
         created = []
         for topic in (s.topic, s.dead_letter_topic):
@@ -80,28 +79,57 @@ class PubSubAdmin:
         for name, topic, ordered, dlq in subs:
             if self.ensure_subscription(name, topic, ordered=ordered, dead_letter_topic=dlq):
                 created.append(f"subscription {name}")
-            elif self.align_ack_deadline(name):
-                created.append(f"ack deadline of subscription {name} set to {ACK_DEADLINE_S} s")
+            else:
+                created += self.align_subscription(name, ordered=ordered, dead_letter_topic=dlq)
         return created
 
-    def align_ack_deadline(self, name: str) -> bool:
-        """Give an existing subscription the ack deadline the consumers lease to.
+    def align_subscription(self, name: str, *, ordered: bool,
+                           dead_letter_topic: str | None) -> list[str]:
+        """Give an existing subscription the settings ``cdc setup`` creates it with.
 
-        Subscriptions made before it was 30 s have 60 s: what a killed consumer
-        held would come back only after that. True when it was changed now.
+        Subscriptions made before the ack deadline was 30 s have 60 s: what a
+        killed consumer held would come back only after that. One made by hand,
+        or before the dead-letter policy, would redeliver a poison event
+        forever. Ordering cannot be changed in place: a subscription that lacks
+        it is refused. Returns what was changed now.
         """
         path = self.subscription_path(name)
         with google_boundary(f"reading subscription {name}"):
             current = self.subscriber.get_subscription(subscription=path)
-        if current.ack_deadline_seconds == ACK_DEADLINE_S:
-            return False
+        if ordered and not current.enable_message_ordering:
+            raise SinkMisconfigured(
+                f"subscription {name} exists without message ordering",
+                hint=f"ordering cannot be turned on in place: stop its consumer, delete it "
+                     f"(gcloud pubsub subscriptions delete {name}), run `cdc setup` again, "
+                     f"then `cdc backfill` to resync what it held")
+        update: dict[str, object] = {"name": path}
+        changes = []
+        if current.ack_deadline_seconds != ACK_DEADLINE_S:
+            update["ack_deadline_seconds"] = ACK_DEADLINE_S
+            changes.append(f"ack deadline of subscription {name} set to {ACK_DEADLINE_S} s")
+        if dead_letter_topic and not self._has_policy(current, dead_letter_topic):
+            update["dead_letter_policy"] = self._dead_letter_policy(dead_letter_topic)
+            changes.append(f"dead-letter policy of subscription {name} set to "
+                           f"{MAX_DELIVERY_ATTEMPTS} attempts -> {dead_letter_topic}")
+        if changes:
+            self._update(name, update)
+        return changes
+
+    def _update(self, name: str, subscription: dict[str, object]) -> None:
+        paths = [field for field in subscription if field != "name"]
         with google_boundary(f"updating subscription {name}"):
             self.subscriber.update_subscription(request={
-                "subscription": {"name": path, "ack_deadline_seconds": ACK_DEADLINE_S},
-                "update_mask": {"paths": ["ack_deadline_seconds"]}})
-        log.info("set the ack deadline", extra=fields(
-            subscription=name, was_s=current.ack_deadline_seconds, now_s=ACK_DEADLINE_S))
-        return True
+                "subscription": subscription, "update_mask": {"paths": paths}})
+        log.info("updated subscription", extra=fields(subscription=name, fields=paths))
+
+    def _dead_letter_policy(self, dead_letter_topic: str) -> dict[str, object]:
+        return {"dead_letter_topic": self.topic_path(dead_letter_topic),
+                "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS}
+
+    def _has_policy(self, subscription: Subscription, dead_letter_topic: str) -> bool:
+        policy = subscription.dead_letter_policy
+        return bool(policy.dead_letter_topic == self.topic_path(dead_letter_topic)
+                    and policy.max_delivery_attempts == MAX_DELIVERY_ATTEMPTS)
 
     def planned(self) -> list[str]:
         s = self.settings
@@ -112,6 +140,6 @@ class PubSubAdmin:
             f"({MAX_DELIVERY_ATTEMPTS} attempts -> {s.dead_letter_topic})",
             f"create ordered subscription {s.audit_subscription} with dead-letter policy",
             f"create subscription {s.dead_letter_subscription} on {s.dead_letter_topic}",
-            f"set the ack deadline of existing subscriptions to {ACK_DEADLINE_S} s "
-            "(if different)",
+            f"give existing subscriptions an ack deadline of {ACK_DEADLINE_S} s and the "
+            "dead-letter policy (if different)",
         ]

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from cdc import provisioning, source_status
 from cdc.cli import main
-from cdc.pubsub_admin import ACK_DEADLINE_S
+from cdc.pubsub_admin import ACK_DEADLINE_S, MAX_DELIVERY_ATTEMPTS
 from cdc.settings import Settings
 from cdc.source_status import SourceState
 from cdc.stack import PG_BIN
@@ -179,6 +179,47 @@ def test_setup_gives_an_existing_subscription_the_consumers_ack_deadline(
     assert f"ack deadline of subscription {settings.firestore_subscription} set to 30 s" \
         in again.stdout
     assert subscriber.get_subscription(subscription=path).ack_deadline_seconds == 30
+
+
+def _recreate_members_subscription(settings: Settings, *, ordered: bool) -> str:
+    """The members subscription made again by hand: no dead-letter policy."""
+    subscriber = pubsub_v1.SubscriberClient()
+    project = settings.require_project()
+    path = subscriber.subscription_path(project, settings.firestore_subscription)
+    subscriber.delete_subscription(subscription=path)
+    subscriber.create_subscription(request={
+        "name": path, "topic": f"projects/{project}/topics/{settings.topic}",
+        "ack_deadline_seconds": ACK_DEADLINE_S, "enable_message_ordering": ordered})
+    return path
+
+
+def test_setup_gives_an_existing_subscription_its_dead_letter_policy(
+        settings: Settings) -> None:
+    assert cdc(settings, "setup").exit_code == 0
+    path = _recreate_members_subscription(settings, ordered=True)
+
+    again = cdc(settings, "setup")
+
+    assert again.exit_code == 0, again.output
+    assert f"dead-letter policy of subscription {settings.firestore_subscription} set to " \
+        f"{MAX_DELIVERY_ATTEMPTS} attempts -> {settings.dead_letter_topic}" in again.stdout
+    policy = pubsub_v1.SubscriberClient().get_subscription(subscription=path).dead_letter_policy
+    assert policy.dead_letter_topic.endswith(f"/topics/{settings.dead_letter_topic}")
+    assert policy.max_delivery_attempts == MAX_DELIVERY_ATTEMPTS
+    assert "nothing to do" in cdc(settings, "setup").stdout
+
+
+def test_setup_refuses_an_existing_members_subscription_without_ordering(
+        settings: Settings) -> None:
+    assert cdc(settings, "setup").exit_code == 0
+    _recreate_members_subscription(settings, ordered=False)
+
+    again = cdc(settings, "setup")
+
+    assert again.exit_code != 0
+    assert f"subscription {settings.firestore_subscription} exists without message ordering" \
+        in again.output
+    assert "gcloud pubsub subscriptions delete" in again.output
 
 
 def test_running_setup_a_second_time_changes_nothing(settings: Settings) -> None:
