@@ -185,7 +185,7 @@ def _recreate_members_subscription(settings: Settings, *, ordered: bool) -> str:
     """The members subscription made again by hand: no dead-letter policy."""
     subscriber = pubsub_v1.SubscriberClient()
     project = settings.require_project()
-    path = subscriber.subscription_path(project, settings.firestore_subscription)
+    path: str = subscriber.subscription_path(project, settings.firestore_subscription)
     subscriber.delete_subscription(subscription=path)
     subscriber.create_subscription(request={
         "name": path, "topic": f"projects/{project}/topics/{settings.topic}",
