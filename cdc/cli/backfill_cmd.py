@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
@@ -58,10 +59,9 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
     if abandon:
         _abandon(store)
         return
-    phase = {"waiting": False}
-    with _interruptible(store, phase):
+    with _interruptible(store) as stage:
         if resume and wait and not store.unfinished():
-            phase["waiting"] = True
+            stage.waiting = True
             _wait_again(settings, store, stall_timeout)
             return
         options = BackfillOptions(where=where, dry_run=dry_run, resume=resume,
@@ -72,28 +72,36 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
         _print_run(settings, outcome)
         if dry_run or not wait:
             return
-        phase["waiting"] = True
+        stage.waiting = True
         report = _waiter(settings, store, outcome.state, outcome.preflight.member_ids,
                          stall_timeout, outcome.pacer).wait(outcome.state.checkpoint.rows_read)
         _print_summary(outcome, report)
 
 
+@dataclass
+class _Stage:
+    """How far the command got: what to tell the user if it stops now."""
+
+    waiting: bool = False  # the snapshot is published; only the wait is left
+
+
 @contextmanager
-def _interruptible(store: StateStore, phase: dict[str, bool]) -> Iterator[None]:
+def _interruptible(store: StateStore) -> Iterator[_Stage]:
     """Say how to go on after Ctrl-C or SIGTERM (exit 130, 128 + SIGINT), or when a
     service stayed unreachable past its retries (exit 1)."""
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _as_interrupt) if main else None
+    stage = _Stage()
     try:
-        yield
+        yield stage
     except KeyboardInterrupt:
         click.echo("", err=True)  # end the progress line
-        click.echo(f"interrupted: {_how_to_go_on(store, phase['waiting'])}", err=True)
+        click.echo(f"interrupted: {_how_to_go_on(store, stage.waiting)}", err=True)
         sys.exit(130)
     except RetryableError as exc:
         click.echo("", err=True)
         click.echo(f"error: {exc.one_line()}", err=True)
-        click.echo(f"then: {_how_to_go_on(store, phase['waiting'])}", err=True)
+        click.echo(f"then: {_how_to_go_on(store, stage.waiting)}", err=True)
         sys.exit(1)
     finally:
         if previous is not None:
