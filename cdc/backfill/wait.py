@@ -16,10 +16,10 @@ more than a write; a count query about 15 us per document of the collection):
    last on each ordering key (:meth:`~cdc.backfill.pacing.Pacer.step`) until
    the consumer has reached the end of the snapshot;
 2. then counts the settled documents: once the count reaches the members, all
-   are applied. That last count is one aggregation query that also sums
-   ``_cdc.superseded`` (the members skipped as stale), so the end costs one
-   scan of the collection. While many members are pending, progress polls the
-   count;
+   are applied. Each count is one aggregation query that also sums
+   ``_cdc.superseded`` (the members skipped as stale), so the count that ends
+   the wait is the only scan the end costs. While many members are pending,
+   progress polls it;
 3. when the count stops moving short of that (members deleted after the
    snapshot, or a stuck consumer), it reads the pending members' documents to
    find which ones, and asks Postgres about the absent ones. At most
@@ -124,12 +124,6 @@ def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: 
     return checked
 
 
-def count(query: Any, what: str) -> int:
-    with google_boundary(what):
-        result: Any = query.count().get()
-    return int(result[0][0].value)
-
-
 @dataclass(frozen=True)
 class Tally:
     settled: int
@@ -180,10 +174,8 @@ class Waiter:
         self.report = WaitReport()
         self._count = -1
         self._still = 0
-        self._counted_all = False
         self._sentinel_moved = time.monotonic()
         self._sentinels_done = False  # followed to the end: the next count should be the last
-        self._stale: int | None = None
 
     def wait(self, rows_read: int) -> WaitReport:
         started = time.monotonic()
@@ -195,9 +187,6 @@ class Waiter:
             applied = self._applied()
             self._show(rows_read, applied, started)
             if not self.pending:
-                if self._counted_all:
-                    self.report.stale = self._stale if self._stale is not None \
-                        else self._tally().superseded
                 self.progress.done(self._line(rows_read, self.expected, started))
                 self.report.applied = self.expected
                 return self.report
@@ -229,19 +218,14 @@ class Waiter:
         return False
 
     def _poll_count(self) -> bool:
-        stale = None
-        if self._sentinels_done and self._count < 0:  # most likely the last count
-            both = self._tally()
-            counted, stale = both.settled, both.superseded
-        else:
-            counted = count(settled_query(self.collection, self.lsn),
-                            "counting applied member documents")
+        both = tally(settled_query(self.collection, self.lsn),
+                     "counting applied and superseded member documents")
+        counted = both.settled
         moved = counted != max(self._count, 0)  # the first count moved if it found any
         self._count = counted
         if counted >= self.expected - self.gone:
             self.pending.clear()
-            self._counted_all = True
-            self._stale = stale
+            self.report.stale = both.superseded  # every settled member, read or counted
             return True
         self._still = 0 if moved else self._still + 1
         if self._still >= STILL_COUNTS:
@@ -262,10 +246,6 @@ class Waiter:
                     self.gone += 1
         self.report.pending = sorted(self.pending)[:20]
         return len(self.pending) != before
-
-    def _tally(self) -> Tally:
-        return tally(settled_query(self.collection, self.lsn),
-                     "counting applied and superseded member documents")
 
     def _few_pending(self) -> bool:
         return len(self.pending) <= FEW_PENDING

@@ -85,7 +85,6 @@ class FakeFirestore:
         self.counts = 0  # scans of the collection: counts and tallies
         self.tallies = 0
         self.read: list[str] = []
-        monkeypatch.setattr(wait, "count", self.count)
         monkeypatch.setattr(wait, "tally", self.tally)
         monkeypatch.setattr(wait, "check_members", self.check)
 
@@ -135,7 +134,7 @@ def test_the_last_count_also_says_how_many_members_were_skipped_as_stale(
     assert report.stale == 7 and firestore.tallies == 1
 
 
-def test_a_wait_that_counted_its_way_to_the_end_sums_the_superseded_once_more(
+def test_a_wait_that_counted_its_way_to_the_end_takes_the_superseded_from_its_last_count(
         monkeypatch: pytest.MonkeyPatch) -> None:
     everyone = members(5000)
     firestore = FakeFirestore(set(everyone[:4000]), monkeypatch, superseded=3)
@@ -151,7 +150,8 @@ def test_a_wait_that_counted_its_way_to_the_end_sums_the_superseded_once_more(
     monkeypatch.setattr("cdc.backfill.wait.time.sleep", finish)
     report = w.wait(rows_read=20_000)
     assert report.applied == 5000 and report.stale == 3
-    assert firestore.tallies == 2  # the first, short count, and the sum at the end
+    assert firestore.tallies == 2  # the first, short count, and the one that reached the end
+    assert firestore.counts == 2  # no scan of its own for the sum
 
 
 def test_once_the_last_sentinel_is_applied_the_count_follows_without_a_pause(
