@@ -15,6 +15,8 @@ from google.auth import exceptions as auth_exc
 
 from cdc.errors import CdcError, SinkMisconfigured, SinkUnavailable
 
+INDEX_HINT = ("deploy the composite indexes in firestore.indexes.json "
+              "(firebase deploy --only firestore:indexes), see README.md")
 _PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound,
               gexc.InvalidArgument, gexc.FailedPrecondition)
 
@@ -27,6 +29,9 @@ def translate(exc: BaseException, what: str) -> CdcError:
     if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
         return SinkMisconfigured(f"{what}: permission denied ({exc.message})",
                                  hint="check the service account's roles and credentials")
+    if isinstance(exc, gexc.FailedPrecondition) and "index" in str(exc).lower():
+        return SinkMisconfigured(f"{what}: Firestore needs a composite index ({exc.message})",
+                                 hint=INDEX_HINT)
     if isinstance(exc, _PERMANENT):
         return SinkMisconfigured(f"{what}: {type(exc).__name__}: {exc}")
     return SinkUnavailable(f"{what}: {type(exc).__name__}: {exc}",

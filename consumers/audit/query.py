@@ -9,7 +9,6 @@ at the repository root declares them (docs/audit.md).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -17,11 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
-from cdc.errors import ConfigError, SinkMisconfigured
+from cdc.errors import ConfigError
 from cdc.events import Row
 from cdc.google_errors import google_boundary
 from cdc.settings import Settings
@@ -30,8 +28,6 @@ from consumers.audit.handler import MAX_WRITES, index_collection
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _OPS = {"c": "insert", "u": "update", "d": "delete", "t": "truncate", "r": "backfill"}
-_INDEX_HINT = ("deploy the composite indexes in firestore.indexes.json "
-               "(firebase deploy --only firestore:indexes), see docs/audit.md")
 
 
 def parse_age(text: str) -> timedelta:
@@ -114,23 +110,9 @@ def build_query(collection: Any, wanted: AuditFilter) -> Any:
 def find_records(client: Any, settings: Settings, wanted: AuditFilter) -> Iterator[Row]:
     """Matching records in time order, each with its document id as ``id``."""
     query = build_query(client.collection(settings.audit_collection), wanted)
-    with _index_boundary("querying the audit trail"):
+    with google_boundary("querying the audit trail"):
         for snap in query.stream():
             yield {"id": snap.id, **(snap.to_dict() or {})}
-
-
-@contextlib.contextmanager
-def _index_boundary(what: str) -> Iterator[None]:
-    """google_boundary, with a missing composite index explained."""
-    try:
-        with google_boundary(what):
-            yield
-    except SinkMisconfigured as exc:
-        cause = exc.__cause__
-        if isinstance(cause, gexc.FailedPrecondition) and "index" in str(cause).lower():
-            raise SinkMisconfigured(f"{what}: Firestore needs a composite index",
-                                    hint=_INDEX_HINT) from cause
-        raise
 
 
 # -- output -------------------------------------------------------------------
@@ -202,7 +184,7 @@ def _older(client: Any, settings: Settings, cutoff: datetime) -> list[Any]:
 def count_older(client: Any, settings: Settings, cutoff: datetime) -> int:
     """Audit records (and index entries of deleted members) committed before ``cutoff``."""
     total = 0
-    with _index_boundary("counting old audit records"):
+    with google_boundary("counting old audit records"):
         for query in _older(client, settings, cutoff):
             result = query.count().get()
             total += int(result[0][0].value)
@@ -216,7 +198,7 @@ def prune(client: Any, settings: Settings, cutoff: datetime,
     for query in _older(client, settings, cutoff):
         page = query.select([]).limit(MAX_WRITES)
         while True:
-            with _index_boundary("pruning the audit trail"):
+            with google_boundary("pruning the audit trail"):
                 refs = [snap.reference for snap in page.stream()]
                 if not refs:
                     break

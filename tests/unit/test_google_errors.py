@@ -1,0 +1,36 @@
+"""Google client exceptions become the project's errors (cdc/google_errors.py)."""
+
+from __future__ import annotations
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from cdc.errors import SinkMisconfigured, SinkUnavailable
+from cdc.google_errors import INDEX_HINT, google_boundary
+
+
+def raised(kind: type[gexc.GoogleAPICallError], message: str) -> gexc.GoogleAPICallError:
+    return kind(message)  # type: ignore[no-untyped-call]
+
+
+def test_a_query_that_needs_a_composite_index_says_to_deploy_the_indexes() -> None:
+    what = "counting applied and superseded member documents"
+    with pytest.raises(SinkMisconfigured) as caught, google_boundary(what):
+        raise raised(gexc.FailedPrecondition, "The query requires an index. You can create "
+                     "it here: https://console.firebase.google.com/...")
+    assert str(caught.value).startswith(
+        "counting applied and superseded member documents: Firestore needs a composite index")
+    assert caught.value.hint == INDEX_HINT
+    assert "firestore.indexes.json" in caught.value.one_line()
+
+
+def test_another_failed_precondition_stays_a_plain_permanent_error() -> None:
+    with pytest.raises(SinkMisconfigured) as caught, google_boundary("pruning the audit trail"):
+        raise raised(gexc.FailedPrecondition, "the transaction has expired")
+    assert "composite index" not in str(caught.value)
+    assert caught.value.hint != INDEX_HINT
+
+
+def test_an_unavailable_service_is_retryable() -> None:
+    with pytest.raises(SinkUnavailable), google_boundary("reading subscription s"):
+        raise raised(gexc.ServiceUnavailable, "connection refused")
