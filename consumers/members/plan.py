@@ -31,13 +31,11 @@ from typing import Any
 import orjson
 
 from consumers.members.mapping import (
-    COMRADE,
     MemberState,
     PartChange,
     Rendered,
     Row,
     apply_change,
-    is_kennitala,
     is_live,
     render,
     settled_at,
@@ -87,14 +85,18 @@ def state_of(index_doc: Row | None) -> MemberState:
 
 
 def member_ids_hinted(events: list[EventChanges]) -> set[str]:
-    """Kennitalas named by comrade rows: worth reading with the index documents."""
-    found: set[str] = set()
+    """Kennitalas named by comrade row images: worth reading with the index documents."""
+    return {k for ids in named_kennitalas(events).values() for k in ids}
+
+
+def named_kennitalas(events: list[EventChanges]) -> dict[int, set[str]]:
+    """Per comrade id, every kennitala its rows carry in these events (before and after)."""
+    named: dict[int, set[str]] = {}
     for ev in events:
         for change in ev.changes:
-            if change.part == COMRADE and change.row is not None and is_kennitala(
-                    change.row.get("ssn")):
-                found.add(change.row["ssn"])
-    return found
+            if change.kennitalas:
+                named.setdefault(change.comrade_id, set()).update(change.kennitalas)
+    return named
 
 
 class BatchPlan:
@@ -120,6 +122,8 @@ class BatchPlan:
                          if cid not in live and mid_snapshot(self.states[cid])}
         self.targets = {cid: render(cid, self.states[cid])
                         for cid in sorted(self.changed - self.deferred)}
+        self.left = {cid: ids - {current_kennitala(self.states[cid])}
+                     for cid, ids in named_kennitalas(events).items()}
 
     def member_ids_needed(self) -> set[str]:
         ids: set[str] = set()
@@ -129,6 +133,8 @@ class BatchPlan:
             old = self._written_at(cid)
             if old is not None:
                 ids.add(old)
+        for left in self.left.values():
+            ids |= left
         return ids
 
     def _written_at(self, cid: int) -> str | None:
@@ -155,6 +161,11 @@ class BatchPlan:
             out.index[cid] = index_body(placed, self.states[cid])
         for cid in self.deferred:  # the member document stays where it was, as it was
             out.index[cid] = index_body(self._written_at(cid), self.states[cid])
+        for cid, left in sorted(self.left.items()):
+            for doc_id in sorted(left):
+                if _left_behind(view.get(doc_id), cid):
+                    view[doc_id] = None
+                    touched.add(doc_id)
         for doc_id in sorted(touched):
             if not (view[doc_id] is None and members.get(doc_id) is None):
                 out.members[doc_id] = view[doc_id]
@@ -164,6 +175,29 @@ class BatchPlan:
 def mid_snapshot(state: MemberState) -> bool:
     """Its newest comrade read lists child rows that are not applied yet."""
     return state.snapshot is not None and settled_at(state) is None
+
+
+def current_kennitala(state: MemberState) -> str | None:
+    """The kennitala of the member's live comrade row: where its document belongs."""
+    comrade = state.comrade
+    if comrade is None or comrade.row is None:
+        return None
+    value = comrade.row.get("ssn")
+    return value if isinstance(value, str) else None
+
+
+def _left_behind(doc: Row | None, cid: int) -> bool:
+    """A document at a kennitala comrade ``cid`` no longer has, that is its to remove:
+    one it owns, or one nobody owns (the old sync's: no ``django_id``, no ``_cdc``).
+
+    Safe for the unowned kind: the kennitala was this comrade's at the event's
+    commit, so anyone who took it since did so in a later event, which writes
+    (or already wrote, and so owns) the document there.
+    """
+    if doc is None:
+        return False
+    owner = _owner(doc)
+    return owner == cid or (owner is None and not isinstance(doc.get("_cdc"), dict))
 
 
 def _owner(doc: Row | None) -> int | None:
