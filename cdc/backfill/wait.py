@@ -6,8 +6,10 @@ settled at a snapshot at least that new, ``_cdc.settled >= L``. The Firestore
 consumer sets ``settled`` once it has applied the member's comrade read and
 every child row that read lists (``snapshot.children``), each by its snapshot
 read or by a live change after the snapshot (consumers/members/mapping.py).
-A member is also done when its document is absent and no comrade carries that
-kennitala any more (deleted or moved after the snapshot).
+A member is also done when the comrade the snapshot read no longer carries
+that kennitala (deleted, or moved to another one, after the snapshot): its
+document is then absent, or owned by whoever took the kennitala since. Such a
+member's snapshot read lost to a later live change, so it counts as settled.
 
 How the wait looks, cheapest first (on the emulator a document read costs
 more than a write; a count query about 15 us per document of the collection):
@@ -34,7 +36,7 @@ it began to publish.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -78,11 +80,13 @@ class WaitReport:
 @dataclass
 class Checked:
     """Exact checks of member documents: which are applied, how many of those are
-    stale (superseded by a live change after the snapshot), which are absent."""
+    stale (superseded by a live change after the snapshot), which are absent, and
+    which another comrade than the snapshot's now owns."""
 
     applied: set[str] = field(default_factory=set)
     stale: int = 0
     absent: list[str] = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)
 
 
 def settled_lsn(body: dict[str, Any] | None) -> str | None:
@@ -107,12 +111,15 @@ def is_stale_for_snapshot(body: dict[str, Any] | None) -> bool:
 
 
 def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,
-                  what: str = "checking applied member documents") -> Checked:
-    """Read ``_cdc`` of these member documents: which reflect the snapshot at ``lsn``."""
+                  what: str = "checking applied member documents",
+                  owners: Mapping[str, int] | None = None) -> Checked:
+    """Read ``_cdc`` of these member documents: which reflect the snapshot at ``lsn``.
+    With ``owners`` (kennitala -> the snapshot's comrade id), also which another
+    comrade has written since."""
     paths = [document_rpc.document_path(client, collection, k) for k in sorted(kennitalas)]
     checked = Checked()
-    for path, doc in document_rpc.read(client, paths, ["_cdc.settled", "_cdc.versions.comrade"],
-                                       what=what):
+    for path, doc in document_rpc.read(
+            client, paths, ["_cdc.settled", "_cdc.versions.comrade", "django_id"], what=what):
         kennitala = document_rpc.doc_id(path)
         if doc is None:
             checked.absent.append(kennitala)
@@ -121,7 +128,14 @@ def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: 
         if is_applied(body, lsn):
             checked.applied.add(kennitala)
             checked.stale += is_stale_for_snapshot(body)
+        elif owners is not None and _owned_by_another(body, owners[kennitala]):
+            checked.taken.append(kennitala)
     return checked
+
+
+def _owned_by_another(body: dict[str, Any], comrade_id: int) -> bool:
+    owner = body.get("django_id")
+    return isinstance(owner, int) and owner != comrade_id
 
 
 @dataclass(frozen=True)
@@ -148,14 +162,18 @@ def poll_interval(members: int) -> float:
     return min(2.0, max(0.25, members / 50_000))
 
 
+StillHeld = Callable[[Mapping[str, int]], set[str]]
+
+
 class Waiter:
-    """Polls Firestore for one backfill; ``still_exists`` asks Postgres about kennitalas.
+    """Polls Firestore for one backfill; ``still_held`` asks Postgres which of some
+    (kennitala -> comrade id) pairs still hold: that comrade still has that kennitala.
 
     ``lsn`` is the snapshot of the backfill's first run (a resumed run reads later).
     """
 
     def __init__(self, settings: Settings, client: firestore.Client, lsn: Lsn,
-                 members: Iterable[str], still_exists: Callable[[list[str]], set[str]],
+                 members: Mapping[str, int], still_held: StillHeld,
                  *, sentinels: Sentinels | None = None,
                  progress: Progress | None = None, stall_s: float = 60.0,
                  poll_s: float | None = None) -> None:
@@ -163,10 +181,11 @@ class Waiter:
         self.client = client
         self.collection = client.collection(settings.members_collection)
         self.lsn = lsn
-        self.pending = set(members)
+        self.owners = dict(members)
+        self.pending = set(self.owners)
         self.expected = len(self.pending)
-        self.gone = 0  # absent, and no comrade has the kennitala any more
-        self.still_exists = still_exists
+        self.gone = 0  # the snapshot's comrade no longer has the kennitala
+        self.still_held = still_held
         self.sentinels = sentinels
         self.progress = progress or Progress()
         self.stall_s = stall_s
@@ -235,13 +254,15 @@ class Waiter:
 
     def _exact(self) -> bool:
         before = len(self.pending)
-        checked = check_members(self.client, self.collection, self.pending, self.lsn)
+        checked = check_members(self.client, self.collection, self.pending, self.lsn,
+                                owners=self.owners)
         self.pending -= checked.applied
         self.report.stale += checked.stale
-        if checked.absent:
-            existing = self.still_exists(checked.absent)
-            for kennitala in checked.absent:
-                if kennitala not in existing:
+        doubtful = checked.absent + checked.taken
+        if doubtful:
+            held = self.still_held({k: self.owners[k] for k in doubtful})
+            for kennitala in doubtful:
+                if kennitala not in held:
                     self.pending.discard(kennitala)  # deleted or moved after the snapshot
                     self.gone += 1
         self.report.pending = sorted(self.pending)[:20]

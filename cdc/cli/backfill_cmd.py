@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -157,13 +157,15 @@ def _wait_again(settings: Settings, store: StateStore, stall_timeout: float) -> 
 def _waiter(settings: Settings, store: StateStore, state: BackfillState,
             member_ids: dict[str, int], stall_timeout: float,
             sentinels: Sentinels | None = None) -> Waiter:
-    def still_exists(kennitalas: list[str]) -> set[str]:
+    def still_held(owners: Mapping[str, int]) -> set[str]:
         with connect(settings.require_database(), autocommit=True) as conn:
-            rows = conn.execute("SELECT ssn FROM membership_comrade WHERE ssn = ANY(%s)",
-                                (kennitalas,)).fetchall()
+            rows = conn.execute(
+                "SELECT ssn FROM membership_comrade WHERE (id, ssn) IN "
+                "(SELECT * FROM unnest(%s::bigint[], %s::text[]))",
+                (list(owners.values()), list(owners))).fetchall()
         return {r[0] for r in rows}
 
-    return Waiter(settings, store.client, state.first_lsn, member_ids, still_exists,
+    return Waiter(settings, store.client, state.first_lsn, member_ids, still_held,
                   sentinels=sentinels, stall_s=stall_timeout)
 
 

@@ -110,7 +110,7 @@ class Writer:
     def __init__(self, url: str, ids: list[int], seed: int = 11) -> None:
         self.url, self.ids, self.rng = url, list(ids), random.Random(seed)
         self.stop = threading.Event()
-        self.counts = {"insert": 0, "update": 0, "delete": 0, "kennitala": 0}
+        self.counts = {"insert": 0, "update": 0, "delete": 0, "kennitala": 0, "taken": 0}
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.next_n = 50_000
 
@@ -144,9 +144,17 @@ class Writer:
             self.counts["update"] += 1
         elif action < 0.8:
             self.next_n += 1
+            row = conn.execute("SELECT ssn FROM membership_comrade WHERE id = %s",
+                               (cid,)).fetchone()
             conn.execute("UPDATE membership_comrade SET ssn = %s WHERE id = %s",
                          (kennitala(self.next_n), cid))
             self.counts["kennitala"] += 1
+            if row is not None and self.rng.random() < 0.5:  # another member takes it over
+                taker = self.rng.choice(self.ids)
+                if taker != cid:
+                    conn.execute("UPDATE membership_comrade SET ssn = %s WHERE id = %s",
+                                 (row[0], taker))
+                    self.counts["taken"] += 1
         else:
             for table in CHILD_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE comrade_id = %s", (cid,))

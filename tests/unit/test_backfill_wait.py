@@ -7,7 +7,7 @@ sentinels, a count of settled documents, and reads of pending documents.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -85,6 +85,7 @@ class FakeFirestore:
         self.counts = 0  # scans of the collection: counts and tallies
         self.tallies = 0
         self.read: list[str] = []
+        self.taken: set[str] = set()  # documents another comrade wrote since the snapshot
         monkeypatch.setattr(wait, "tally", self.tally)
         monkeypatch.setattr(wait, "check_members", self.check)
 
@@ -96,19 +97,22 @@ class FakeFirestore:
         self.tallies += 1
         return wait.Tally(self.count(query, what), self.superseded)
 
-    def check(self, _client: object, _col: object, kennitalas: Iterable[str],
-              _lsn: Lsn) -> Checked:
+    def check(self, _client: object, _col: object, kennitalas: Iterable[str], _lsn: Lsn,
+              owners: Mapping[str, int] | None = None) -> Checked:
         wanted = list(kennitalas)
         self.read += wanted
-        return Checked(applied=set(wanted) & self.settled,
-                       absent=[k for k in wanted if k not in self.settled])
+        taken = [k for k in wanted if k in self.taken]
+        return Checked(applied=set(wanted) & self.settled, taken=taken,
+                       absent=[k for k in wanted if k not in self.settled | self.taken])
 
 
 def waiter(members: list[str], *, sentinels: FakeSentinels | None = None,
            exists: set[str] | None = None, stall_s: float = 5.0, poll_s: float = 0.0) -> Waiter:
-    return Waiter(Settings(project="p"), _NoFirestore(), L, members,  # type: ignore[arg-type]
-                  lambda ks: set(ks) & (exists or set()), sentinels=sentinels, poll_s=poll_s,
-                  stall_s=stall_s)
+    """``exists``: the kennitalas whose snapshot comrade still has them in Postgres."""
+    owners = {k: i for i, k in enumerate(members)}
+    return Waiter(Settings(project="p"), _NoFirestore(), L, owners,  # type: ignore[arg-type]
+                  lambda held: set(held) & (exists or set()), sentinels=sentinels,
+                  poll_s=poll_s, stall_s=stall_s)
 
 
 def members(n: int) -> list[str]:
@@ -239,3 +243,22 @@ def test_the_stall_timeout_counts_from_the_last_movement_the_pacer_saw(
     with pytest.raises(NothingApplied, match="0 of 2216 members applied in 45s"):
         w.wait(rows_read=8864)
     assert 115.0 <= clock.now < 117.0, "45 s after publishing began, not 45 s after the wait"
+
+
+def test_a_kennitala_given_up_after_the_snapshot_and_taken_by_another_comrade_ends_the_wait(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new holder's document is not settled at the snapshot, and never will be: the
+    snapshot's comrade moved away, so its read lost to a later change."""
+    everyone = members(10)
+    firestore = FakeFirestore(set(everyone[1:]), monkeypatch)
+    firestore.taken = {everyone[0]}
+    assert waiter(everyone, stall_s=0.5).wait(rows_read=40).applied == 10
+
+
+def test_a_document_taken_by_another_comrade_keeps_the_wait_while_the_snapshots_holds_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    everyone = members(10)
+    firestore = FakeFirestore(set(everyone[1:]), monkeypatch)
+    firestore.taken = {everyone[0]}
+    with pytest.raises(NothingApplied, match="9 of 10 members applied"):
+        waiter(everyone, exists={everyone[0]}, stall_s=0.3).wait(rows_read=40)
