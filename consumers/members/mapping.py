@@ -239,6 +239,9 @@ def _is_id(value: object) -> bool:
 class Part:
     version: Version
     row: Row | None  # None: deleted (tombstone)
+    # a snapshot clear's tombstone keeps the row it cleared, shown while the member's
+    # snapshot is incomplete (see shown_parts); None everywhere else
+    prev: Row | None = None
 
 
 @dataclass
@@ -280,7 +283,9 @@ class MemberState:
 
     def to_json(self) -> Row:
         def enc(p: Part | None) -> list[Any] | None:
-            return None if p is None else [p.version, p.row]
+            if p is None:
+                return None
+            return [p.version, p.row] if p.prev is None else [p.version, p.row, p.prev]
         body: Row = {
             COMRADE: enc(self.comrade), CONTACTINFO: enc(self.contactinfo),
             ADDRESS: enc(self.address),
@@ -295,7 +300,7 @@ class MemberState:
     @classmethod
     def from_json(cls, body: Row) -> MemberState:
         def dec(v: Any) -> Part | None:
-            return None if v is None else Part(v[0], v[1])
+            return None if v is None else Part(v[0], v[1], v[2] if len(v) > 2 else None)
         emails = {int(k): dec(v) for k, v in body.get("emails", {}).items()}
         return cls(dec(body.get(COMRADE)), dec(body.get(CONTACTINFO)), dec(body.get(ADDRESS)),
                    {k: v for k, v in emails.items() if v is not None},
@@ -326,7 +331,8 @@ def raise_floor(state: MemberState, part: str, floor: Version) -> bool:
     state.floors[part] = floor
     for item, current in state.of_kind(part).items():
         if current.version < floor:
-            state.put(part, item, Part(floor, None))
+            kept = current.row if current.row is not None else current.prev
+            state.put(part, item, Part(floor, None, kept))
     return True
 
 
@@ -347,18 +353,19 @@ def render(comrade_id: int, state: MemberState) -> Rendered | None:
         return None
     row = comrade.row
     problems: list[str] = []
-    contact = _live(state.contactinfo)
+    shown = shown_parts(state)
+    contact = _live(shown.contactinfo)
     profile: Row = {
         "name": blank_to_none(row.get("name")),
         "birthday": to_timestamp(row.get("birthday")),
         "gender": enum_label(row.get("gender"), GENDERS, "gender", problems),
         "housing_situation": enum_label(row.get("housing_situation"), HOUSING,
                                         "housing_situation", problems),
-        "email": primary_email(state.emails, contact),
+        "email": primary_email(shown.emails, contact),
         "phone": blank_to_none((contact or {}).get("phone")),
         "foreign_phone": blank_to_none((contact or {}).get("foreign_phone")),
         "facebook": blank_to_none((contact or {}).get("facebook")),
-        "address": address_of(_live(state.address)),
+        "address": address_of(_live(shown.address)),
     }
     document: Row = {
         "kennitala": row["ssn"],
@@ -372,6 +379,41 @@ def render(comrade_id: int, state: MemberState) -> Rendered | None:
         "_cdc": bookkeeping(comrade_id, state),
     }
     return Rendered(row["ssn"], comrade.version, document, tuple(problems))
+
+
+def shown_parts(state: MemberState) -> MemberState:
+    """The child parts a document shows: the state's, except in the middle of a resync.
+
+    A comrade read clears the member's child rows; its own child reads restore
+    them. Until they have all arrived (the member is not settled), a row the
+    read lists but that is still only cleared shows as it was before the clear,
+    so that a live change rendered meanwhile never shows the member half
+    applied. Rows the snapshot does not list stay cleared: they are gone.
+    """
+    manifest = state.snapshot
+    if manifest is None or manifest.row is None or settled_at(state) is not None:
+        return state
+    listed = manifest.row
+    shown = state.copy()
+    for part in (CONTACTINFO, ADDRESS):
+        current = state.get(part, None)
+        if listed.get(part) and current is not None and current.prev is not None:
+            shown.put(part, None, Part(current.version, current.prev))
+    for item in listed.get("emails", ()):
+        current = state.emails.get(item)
+        if current is not None and current.prev is not None:
+            shown.emails[item] = Part(current.version, current.prev)
+    return shown
+
+
+def forget_cleared_rows(state: MemberState) -> None:
+    """Once the member is settled, the rows its snapshot clear kept are of no more use."""
+    if state.snapshot is None or settled_at(state) is None:
+        return
+    for part in (CONTACTINFO, ADDRESS, EMAIL):
+        for item, current in state.of_kind(part).items():
+            if current.prev is not None:
+                state.put(part, item, Part(current.version, current.row))
 
 
 def bookkeeping(comrade_id: int, state: MemberState) -> Row:

@@ -36,6 +36,7 @@ from consumers.members.mapping import (
     Rendered,
     Row,
     apply_change,
+    forget_cleared_rows,
     is_live,
     render,
     settled_at,
@@ -118,6 +119,8 @@ class BatchPlan:
                         live.add(change.comrade_id)
             if not applied:
                 self.stale.append(ev.tag)
+        for cid in self.changed:
+            forget_cleared_rows(self.states[cid])
         self.deferred = {cid for cid in self.changed
                          if cid not in live and mid_snapshot(self.states[cid])}
         self.targets = {cid: render(cid, self.states[cid])

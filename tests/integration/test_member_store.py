@@ -74,3 +74,34 @@ def test_listing_a_collection_in_pages_returns_every_document_once(
     assert all(set(d.fields) == {"_cdc"} for d in listed)
     whole = list(document_rpc.list_documents(db, collection, page=7))
     assert sorted(document_rpc.decode_map(d.fields)["n"] for d in whole) == list(range(7))
+
+
+@pytest.mark.faults
+def test_a_live_change_between_a_comrade_read_and_its_child_reads_never_blanks_the_member(
+        services: Any, settings: Settings) -> None:
+    """Against the emulator, with a fresh store per batch (as after a restart, so the
+    state is read back from the index): email, phone and address stay as they were."""
+    db = firestore.Client(project=settings.project)
+    k = kennitala(7)
+    contact = {"comrade_id": 7, "phone": "5551234", "email": "c@x.is", "facebook": "",
+               "foreign_phone": ""}
+    email = {"id": 3, "comrade_id": 7, "email": "a@x.is", "is_primary": True}
+    read = event("r", "membership_comrade", comrade_row(7, k), lsn=0x900)
+    listing = type(read)(**{**{s: getattr(read, s) for s in read.__slots__},
+                            "snapshot": {"id": "b", "children": {
+                                "membership_contactinfo": [7], "communication_email": [3]}}})
+    batches = [
+        [event("c", "membership_comrade", comrade_row(7, k), lsn=0x100),
+         event("c", "membership_contactinfo", contact, lsn=0x200),
+         event("c", "communication_email", email, lsn=0x300)],
+        [listing],
+        [event("u", "membership_comrade", comrade_row(7, k, name="Live"),
+               comrade_row(7, k), lsn=0x950)],
+    ]
+    for batch in batches:
+        MemberApplier(FirestoreBackend(db, settings.members_collection)).apply(
+            [EventChanges(i, tuple(part_changes(e))) for i, e in enumerate(batch)])
+    profile = (db.collection(settings.members_collection).document(k).get().to_dict()
+               or {})["profile"]
+    assert profile["name"] == "Live"
+    assert (profile["email"], profile["phone"]) == ("a@x.is", "5551234")

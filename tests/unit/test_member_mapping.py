@@ -414,6 +414,40 @@ def test_a_live_change_to_a_member_in_the_middle_of_a_backfill_is_written_at_onc
     assert "settled" not in backend.members[K1]["_cdc"]
 
 
+def test_a_live_change_in_the_middle_of_a_resync_shows_the_child_rows_as_they_were() -> None:
+    """The comrade read cleared the child rows; their reads have not arrived yet."""
+    addr = {"id": 5, "comrade_id": 7, "street_address": "Gata 1", "postal_code": "101",
+            "city": "R", "country": "IS", "raw_address": "", "address_id": None}
+    stream = seq_events(("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")),
+                        ("c", AD, addr), ("c", EM, _email(3, "a@x.is", True)),
+                        ("c", EM, _email(4, "gone@x.is", False)))
+    backend = apply_all(stream)
+    listing = _listing({CI: [7], AD: [5], EM: [3]})  # Email 4 is gone from the snapshot
+    live = event("u", C, comrade_row(7, name="Live"), comrade_row(7), lsn=0x950)
+    assert _member_writes([[listing], [live]], backend) == [False, True]
+    doc = backend.members[K1]
+    assert doc["profile"]["name"] == "Live"
+    assert doc["profile"]["phone"] == "555" and doc["profile"]["email"] == "a@x.is"
+    assert doc["profile"]["address"]["street"] == "Gata 1"
+    assert "settled" not in doc["_cdc"]
+    reads = [_snap(CI, _contact("c@x.is"), 1), _snap(AD, {**addr, "city": "Akureyri"}, 2),
+             _snap(EM, _email(3, "a@x.is", True), 3)]
+    _member_writes([reads], backend)
+    doc = backend.members[K1]
+    assert doc["profile"]["address"]["city"] == "Akureyri" and doc["profile"]["name"] == "Live"
+    assert doc["_cdc"]["settled"] == Lsn(0x900).sortable()
+    assert "3" in doc["_cdc"]["versions"]["emails"] and "4" not in doc["_cdc"]["versions"]["emails"]
+    assert '"gone@x.is"' not in backend.index[7]["state"], "a settled state keeps cleared rows"
+
+
+def test_a_row_the_snapshot_no_longer_has_is_not_shown_while_the_resync_is_incomplete() -> None:
+    stream = seq_events(("c", C, comrade_row(7)), ("c", CI, _contact("c@x.is")))
+    backend = apply_all(stream)
+    live = event("u", C, comrade_row(7, name="Live"), comrade_row(7), lsn=0x950)
+    _member_writes([[_listing({EM: [3]})], [live]], backend)  # no ContactInfo any more
+    assert backend.members[K1]["profile"]["phone"] is None
+
+
 @pytest.mark.parametrize("children", [["x"], {EM: "3"}, {EM: ["3"]}])
 def test_a_malformed_list_of_children_is_poison(children: Any) -> None:
     with pytest.raises(PoisonEvent, match=r"snapshot\.children"):
