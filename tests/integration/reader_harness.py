@@ -124,6 +124,7 @@ def cdc_env(settings: Settings) -> dict[str, str]:
         "CDC_TOPIC": settings.topic,
         "CDC_MEMBERS_COLLECTION": settings.members_collection,
         "CDC_AUDIT_COLLECTION": settings.audit_collection,
+        "CDC_ORDERING_KEYS": str(settings.ordering_keys),
     })
     return env
 
