@@ -30,8 +30,10 @@ class FakePublishRpc:
         self.published: list[Any] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # a request is out
 
     def publish(self, topic: str, messages: list[bytes], timeout: float) -> None:
+        self.entered.set()
         self.gate.wait()
         self.calls += 1
         if self.calls <= self.failures:
@@ -139,6 +141,7 @@ def test_close_waits_for_the_answer_to_the_request_in_flight_and_sends_nothing_a
     for n in range(3):
         publisher.publish(event(n))
         publisher.mark(n)
+    assert rpc.entered.wait(5)
     closing = threading.Thread(target=publisher.close)
     closing.start()
     closing.join(0.3)
