@@ -10,6 +10,12 @@ they were handed to :meth:`EventPublisher.publish`; every key's order follows.
 A failed request is retried as a whole, with capped backoff, until it
 succeeds (duplicates are possible, loss is not), so no key can wedge.
 
+:meth:`EventPublisher.close` ends that for good: it drops what is not acked
+and returns once the request in flight has its answer, so nothing of a closed
+publisher reaches Pub/Sub after it. The reader relies on this when it
+reconnects: the new session re-sends those events from the slot's confirmed
+LSN, and the old ones must not come after them.
+
 Markers (:meth:`EventPublisher.mark`) are positions in that sequence; a
 marker is *acked* once every event before it has been acked. The reader
 marks each transaction's end and confirms its LSN to Postgres only then.
@@ -201,11 +207,24 @@ class EventPublisher:
             self._raise_failure()
             return True
 
-    def close(self) -> None:
+    def close(self, timeout: float = RPC_TIMEOUT_S + 5) -> None:
+        """Stop for good: drop what is not acked, make no further attempt, and wait
+        up to ``timeout`` for the answer to the request in flight, if any (its
+        deadline bounds that wait). :meth:`flush` first to publish what is queued.
+
+        Once :attr:`sending` is False, nothing of this publisher reaches Pub/Sub.
+        """
         with self._lock:
             self._closed = True
+            self._items.clear()
+            self._events_queued = 0
             self._lock.notify_all()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout)
+
+    @property
+    def sending(self) -> bool:
+        """The sender thread is alive: before :meth:`close`, or while its request is out."""
+        return self._thread.is_alive()
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
@@ -236,18 +255,18 @@ class EventPublisher:
             self._acknowledge(len(batch))
 
     def _next_batch(self) -> list[_Outgoing] | None:
-        """Wait for events, linger up to ``max_latency`` to fill a batch."""
+        """Wait for events, linger up to ``max_latency`` to fill a batch; None once closed."""
         with self._lock:
             while True:
+                if self._closed:
+                    return None
                 self._release_leading_marks()
                 if self._items:
                     break
-                if self._closed:
-                    return None
                 self._lock.wait(0.5)
-            if len(self._items) < self._max_batch and not self._closed:
+            if len(self._items) < self._max_batch:
                 self._lock.wait(self._max_latency)
-            return self._take_batch()
+            return None if self._closed else self._take_batch()
 
     def _take_batch(self) -> list[_Outgoing]:
         batch: list[_Outgoing] = []
@@ -276,14 +295,15 @@ class EventPublisher:
         log.warning("publish failed, retrying",
                     extra=fields(error=exc.one_line(), retry_in_s=delay))
         with self._lock:
-            if self._closed:
-                delay = min(delay, 0.5)
-            self._lock.wait(delay)
+            if not self._closed:
+                self._lock.wait(delay)
 
     def _acknowledge(self, count: int) -> None:
         """Drop the first ``count`` events (and the marks between them)."""
         acked: list[object] = []
         with self._lock:
+            if self._closed:
+                return  # dropped by close(): no mark of it is acked
             while count:
                 item = self._items.popleft()
                 if isinstance(item, _Mark):

@@ -150,7 +150,11 @@ class Reader:
         confirmer = Confirmer(start)
         publisher = self._publisher_factory(s, _on_acked(confirmer))
         self.publisher = publisher
-        session = ReplicationSession(conninfo, s.slot, s.publication, start)
+        try:
+            session = ReplicationSession(conninfo, s.slot, s.publication, start)
+        except BaseException:
+            self._retire(publisher)
+            raise
         try:
             self.state = "streaming"
             metrics.STREAMING.set(1)
@@ -160,21 +164,48 @@ class Reader:
 
     def _finish(self, session: ReplicationSession, publisher: EventPublisher,
                 confirmer: Confirmer) -> None:
-        """Drain what is in flight, confirm it, close."""
+        """On a stop, drain what is in flight and confirm it. Either way, the publisher
+        is gone before the next session streams (:meth:`_retire`)."""
         try:
-            drained = publisher.flush(self.options.drain_timeout_s)
-            if not drained:
-                log.warning("stopping with unacked events; they are re-sent on restart")
-        except CdcError as exc:
-            log.warning("publisher failed while draining", extra=fields(error=exc.one_line()))
+            if self.stopping:
+                self._drain(publisher)
+            else:
+                self.state = "reconnecting"
         finally:
-            publisher.close()
+            self._retire(publisher)
         try:
             session.send_status(confirmer.confirmed, confirmer.confirmed)
             log.info("confirmed", extra=fields(lsn=str(confirmer.confirmed)))
         except CdcError as exc:
             log.warning("could not send the final status", extra=fields(error=exc.one_line()))
         session.close()
+
+
+    def _drain(self, publisher: EventPublisher) -> None:
+        try:
+            if not publisher.flush(self.options.drain_timeout_s):
+                log.warning("stopping with unacked events; they are re-sent on restart")
+        except CdcError as exc:
+            log.warning("publisher failed while draining", extra=fields(error=exc.one_line()))
+
+    def _retire(self, publisher: EventPublisher) -> None:
+        """Close the session's publisher for good before another session starts.
+
+        The next session re-sends every unconfirmed event from the slot's confirmed
+        LSN. A publisher left retrying would publish its copies after the new
+        session's (breaking each key's order), so nothing of it may outlive this:
+        its queue is dropped and its request in flight is waited for. A failed
+        session is not drained: the connection is gone, so nothing could be
+        confirmed, and during a Pub/Sub outage draining would only delay the
+        reconnect.
+        """
+        publisher.close()
+        while publisher.sending and not self.stopping:
+            log.error("the publisher's request in flight has not returned; "
+                      "waiting for it before streaming again")
+            publisher.close()
+        if self.publisher is publisher:
+            self.publisher = None
 
 
 def _on_acked(confirmer: Confirmer) -> Callable[[object], None]:

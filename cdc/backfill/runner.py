@@ -128,7 +128,9 @@ class Backfill:
         slot = f"cdc_backfill_{state.id.split('-')[-1]}_{len(state.parts) + 1}"
         with SnapshotReader.open(self.settings, slot) as reader:
             plan = self._plan(reader, state)
-            state.parts.append(Part(str(reader.lsn), iso_utc(reader.taken_at)))
+            state.parts.append(Part(str(reader.lsn), iso_utc(reader.taken_at),
+                                    after_comrade_id=state.checkpoint.last_comrade_id,
+                                    reads_members=not state.checkpoint.members_done))
             pre = self._preflight(reader, plan, state)
             if self.options.dry_run:
                 return self._dry_run(reader, plan, state, pre)
@@ -303,7 +305,9 @@ class Backfill:
             for last_id, chunks in reader.member_chunks(plan, ckpt.last_comrade_id):
                 events = builder.events(chunks)
                 read += sum(len(c.rows) for c in chunks)
-                yield events, replace(ckpt, last_comrade_id=last_id, rows_read=read)
+                # kept once the members are done: the last comrade id read (parts.py)
+                ckpt = replace(ckpt, last_comrade_id=last_id, rows_read=read)
+                yield events, ckpt
         ckpt = replace(ckpt, members_done=True, rows_read=read)
         names = [t.qualified for t in plan.others]
         start = names.index(ckpt.other_table) if ckpt.other_table in names else 0

@@ -52,8 +52,17 @@ class Checkpoint:
 
 @dataclass
 class Part:
+    """One run's snapshot, and where its member reads began (cdc/backfill/parts.py).
+
+    ``reads_members`` is False when the members were all read before this part
+    began. A first part that says False was saved before parts recorded this:
+    the wait then expects every member at that first snapshot.
+    """
+
     lsn: str
     taken_at: str
+    after_comrade_id: int | None = None  # member chunks from the next comrade id on
+    reads_members: bool = False
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """``cdc backfill --wait``: watch Firestore until the documents reflect the snapshot.
 
-A member of a snapshot at LSN ``L`` (after a ``--resume``, the first run's
-snapshot: later runs read at ``L2 > L``) is *applied* when its document is
-settled at a snapshot at least that new, ``_cdc.settled >= L``. The Firestore
+A member read by a snapshot at LSN ``L`` (after a ``--resume``, the snapshot
+of the part that read it last: cdc/backfill/parts.py) is *applied* when its
+document is settled at a snapshot at least that new, ``_cdc.settled >= L``. The Firestore
 consumer sets ``settled`` once it has applied the member's comrade read and
 every child row that read lists (``snapshot.children``), each by its snapshot
 read or by a live change after the snapshot (consumers/members/mapping.py).
@@ -169,7 +169,7 @@ class Waiter:
     """Polls Firestore for one backfill; ``still_held`` asks Postgres which of some
     (kennitala -> comrade id) pairs still hold: that comrade still has that kennitala.
 
-    ``lsn`` is the snapshot of the backfill's first run (a resumed run reads later).
+    ``lsn``: the snapshot all of ``members`` must be settled at (parts.py waits part by part).
     """
 
     def __init__(self, settings: Settings, client: firestore.Client, lsn: Lsn,

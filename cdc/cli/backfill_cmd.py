@@ -12,12 +12,14 @@ from typing import Any, NoReturn
 
 import click
 
+from cdc.backfill.parts import settle_lsns, wait_by_part
 from cdc.backfill.plan import DEFAULT_CHUNK
 from cdc.backfill.runner import Backfill, BackfillOptions, Outcome
 from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.errors import ConfigError, RetryableError
+from cdc.lsn import Lsn
 from cdc.replication.client import connect
 from cdc.settings import Settings
 
@@ -73,8 +75,8 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
         if dry_run or not wait:
             return
         stage.waiting = True
-        report = _waiter(settings, store, outcome.state, outcome.preflight.member_ids,
-                         stall_timeout, outcome.pacer).wait(outcome.state.checkpoint.rows_read)
+        report = _wait(settings, store, outcome.state, outcome.preflight.member_ids,
+                       stall_timeout, outcome.pacer)
         _print_summary(outcome, report)
 
 
@@ -148,15 +150,17 @@ def _wait_again(settings: Settings, store: StateStore, stall_timeout: float) -> 
     pre = Backfill(settings, BackfillOptions(dry_run=True, where=state.where),
                    store=store).preflight_only()
     click.echo(f"waiting for backfill {state.id} (snapshot at LSN {state.lsn})")
-    report = _waiter(settings, store, state, pre.member_ids, stall_timeout).wait(
-        state.checkpoint.rows_read)
+    report = _wait(settings, store, state, pre.member_ids, stall_timeout)
     click.echo(f"backfill {state.id} is applied: {report.applied:,} members, "
                f"{report.stale:,} superseded by newer live changes")
 
 
-def _waiter(settings: Settings, store: StateStore, state: BackfillState,
-            member_ids: dict[str, int], stall_timeout: float,
-            sentinels: Sentinels | None = None) -> Waiter:
+def _wait(settings: Settings, store: StateStore, state: BackfillState,
+          member_ids: dict[str, int], stall_timeout: float,
+          sentinels: Sentinels | None = None) -> WaitReport:
+    """Until the members the backfill read are settled, each at its part's snapshot.
+
+    ``member_ids`` come from a snapshot at or after the backfill's last part."""
     def still_held(owners: Mapping[str, int]) -> set[str]:
         with connect(settings.require_database(), autocommit=True) as conn:
             rows = conn.execute(
@@ -165,8 +169,12 @@ def _waiter(settings: Settings, store: StateStore, state: BackfillState,
                 (list(owners.values()), list(owners))).fetchall()
         return {r[0] for r in rows}
 
-    return Waiter(settings, store.client, state.first_lsn, member_ids, still_held,
-                  sentinels=sentinels, stall_s=stall_timeout)
+    def waiter(lsn: Lsn, members: set[str], sentinels: Sentinels | None) -> Waiter:
+        return Waiter(settings, store.client, lsn, {k: member_ids[k] for k in members},
+                      still_held, sentinels=sentinels, stall_s=stall_timeout)
+
+    return wait_by_part(waiter, settle_lsns(state, member_ids), state.checkpoint.rows_read,
+                        sentinels)
 
 
 def _print_run(settings: Settings, outcome: Outcome) -> None:

@@ -376,3 +376,47 @@ def test_members_changed_live_after_the_snapshot_are_reported_as_superseded(
             waited = cdc_ok(settings, "backfill", "--resume", "--wait")
             wait_until_equal(settings, database_url, timeout=60)
     assert "600 members, 2 superseded by newer live changes" in waited.stdout
+
+
+@pytest.mark.faults
+def test_resume_wait_succeeds_when_members_joined_after_each_part_of_the_backfill(
+        settings: Settings, database_url: str) -> None:
+    import signal
+
+    from cdc.backfill.state import PUBLISHED, StateStore
+    from tests.integration.reader_harness import running_reader, spawn_cdc
+    from tests.waiting import wait_for
+
+    provision(settings)
+    ids = add_members(database_url, 0, 40)
+    store = StateStore(settings)
+
+    def acked_up_to() -> int | None:
+        unfinished = store.unfinished()
+        return unfinished[0].checkpoint.last_comrade_id if unfinished else None
+
+    with running_reader(settings):  # the live stream brings the members who join later
+        # no consumer: after two chunks of 10 the pacer waits, and Ctrl-C stops part 1
+        proc = spawn_cdc(settings, "backfill", "--wait", "--chunk-size", "10",
+                         "--stall-timeout", "120")
+        try:
+            wait_for(lambda: acked_up_to() == ids[19], 60, "two chunks acked by Pub/Sub")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(30) == 130
+        finally:
+            proc.kill()
+        add_members(database_url, 40, 1)  # joins after part 1: part 2 reads it
+        # part 2 is published; with no consumer the wait stalls and names the command
+        stalled = cdc(settings, "backfill", "--resume", "--wait", "--chunk-size", "10",
+                      "--stall-timeout", "6")
+        assert stalled.returncode == 1, stalled.stderr[-2000:]
+        assert "`cdc backfill --resume --wait`" in stalled.stderr
+        state = store.latest()
+        assert state is not None and state.status == PUBLISHED and len(state.parts) == 2
+        add_members(database_url, 41, 1)  # joins after the backfill: no snapshot read
+        with running_consumer(settings):
+            waited = cdc(settings, "backfill", "--resume", "--wait", "--stall-timeout", "30")
+            assert waited.returncode == 0, waited.stderr[-2000:]
+            wait_until_equal(settings, database_url, timeout=60)
+    # the 40 members and the one part 2 read; not the one who joined after the backfill
+    assert f"backfill {state.id} is applied: 41 members" in waited.stdout

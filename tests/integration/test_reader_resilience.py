@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from cdc import stack
 from cdc.lsn import Lsn
 from cdc.settings import Settings
 from tests.integration.reader_harness import (
+    FAST,
     Collector,
     confirmed_lsn,
     process_memory_kb,
@@ -188,3 +191,95 @@ def _count_messages(settings: Settings) -> int:
             idle_pulls += 1
         ids.update(e["key"]["id"] for e in collector.events)
     return len(ids)
+
+
+class _PublisherThreads:
+    """Samples the reader's publisher threads: the most ever alive at once."""
+
+    def __init__(self) -> None:
+        self._before = set(self._alive())
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="publisher-sampler",
+                                        daemon=True)
+
+    @staticmethod
+    def _alive() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "publisher"]
+
+    def now(self) -> int:
+        return len([t for t in self._alive() if t not in self._before])
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            self.most = max(self.most, self.now())
+
+    def __enter__(self) -> _PublisherThreads:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _backward_steps(collector: Collector) -> dict[str, int]:
+    """Per ordering key, how often an event came before the one received ahead of it."""
+    last: dict[str, tuple[int, int]] = {}
+    steps: dict[str, int] = {}
+    for message, e in zip(collector.messages, collector.events, strict=True):
+        key = message.ordering_key
+        position = (int(Lsn.parse(e["lsn"])), int(e["seq"]))
+        if key in last and position < last[key]:
+            steps[key] = steps.get(key, 0) + 1
+        last[key] = position
+    return steps
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(400)
+def test_a_reconnect_during_a_pubsub_outage_leaves_one_publisher_and_each_keys_order(
+        settings: Settings, database_url: str, own_pubsub: int) -> None:
+    provision(settings)
+    collector = Collector(settings)
+    # a short drain: a reader that leaks its publisher starts its next session quickly
+    options = replace(FAST, drain_timeout_s=1.0)
+    rows = 5_000
+    with _PublisherThreads() as publishers, running_reader(settings, options) as reader, \
+            psycopg.connect(database_url, autocommit=True) as conn:
+        _insert_comrades(conn, 1, 10)
+        warm = _last_commit(collector.count(10))
+        wait_for(lambda: confirmed_lsn(conn, settings.slot) > warm, 20,
+                 "the slot to confirm the first batch")
+        stack.signal_group(own_pubsub, signal.SIGSTOP)
+        try:
+            for batch in range(5):  # five transactions, events on every ordering key
+                _insert_comrades(conn, 1_000 + batch * 1_000, rows // 5)
+            wait_for(lambda: reader.publisher is not None
+                     and reader.publisher.pending >= rows + 5, 60,
+                     "the reader to hold every event while Pub/Sub is frozen")
+            conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                         "WHERE slot_name = %s", (settings.slot,))
+            # Long enough for a leaking reader to stream again with a second publisher,
+            # short of the 30 s deadline of the request the first one has in flight.
+            _wait_quietly(lambda: publishers.now() > 1, 12)
+        finally:
+            stack.signal_group(own_pubsub, signal.SIGCONT)
+        last = int(wal_insert_position(conn))
+        wait_for(lambda: reader.state == "streaming"
+                 and confirmed_lsn(conn, settings.slot) >= last, 120,
+                 "the new session to have every event acked")
+        events = collector.quiet(5)  # whatever the first session still had to send, too
+    assert len({e["key"]["id"] for e in events}) == rows + 10
+    assert publishers.most == 1, "a second publisher ran beside the first"
+    # the new session re-sends from the confirmed LSN: one step back per key, where its
+    # events begin; after that, each key's events only move forward
+    steps = _backward_steps(collector)
+    assert max(steps.values(), default=0) <= 1, steps
+
+
+def _wait_quietly(check: Callable[[], bool], seconds: float) -> None:
+    """Wait until ``check`` holds or ``seconds`` pass, whichever comes first."""
+    deadline = time.monotonic() + seconds
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.1)

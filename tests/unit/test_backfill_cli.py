@@ -82,11 +82,10 @@ def test_an_unreachable_service_while_waiting_says_how_to_keep_waiting(
     monkeypatch.setattr(Backfill, "run", lambda _self: outcome)
     monkeypatch.setattr(backfill_cmd, "_print_run", lambda *_: None)
 
-    class Unreachable:
-        def wait(self, _rows: int) -> None:
-            raise UNREACHABLE
+    def unreachable(*_: object) -> None:
+        raise UNREACHABLE
 
-    monkeypatch.setattr(backfill_cmd, "_waiter", lambda *_: Unreachable())
+    monkeypatch.setattr(backfill_cmd, "_wait", unreachable)
     result = CliRunner().invoke(main, ["backfill", "--wait"], env=ENV)
     assert result.exit_code == 1
     assert "then: the snapshot is published" in result.output

@@ -30,8 +30,10 @@ class FakePublishRpc:
         self.published: list[Any] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # a request is out
 
     def publish(self, topic: str, messages: list[bytes], timeout: float) -> None:
+        self.entered.set()
         self.gate.wait()
         self.calls += 1
         if self.calls <= self.failures:
@@ -114,3 +116,38 @@ def test_publish_blocks_no_further_than_the_in_flight_limit() -> None:
     assert publisher.has_room(5)
     publisher.close()
 
+
+
+def test_a_closed_publisher_stops_retrying_and_drops_what_it_held() -> None:
+    rpc = FakePublishRpc(failures=10**9)  # Pub/Sub never answers well
+    publisher = EventPublisher(SETTINGS, rpc=rpc, max_batch=2)
+    for n in range(6):
+        publisher.publish(event(n))
+    publisher.mark("tx")
+    assert not publisher.flush(0.3)
+    publisher.close(timeout=5)
+    assert not publisher.sending
+    calls = rpc.calls
+    rpc.failures = 0  # Pub/Sub is back: a leaked sender would publish its events now
+    threading.Event().wait(0.5)
+    assert rpc.calls == calls and rpc.published == [] and publisher.pending == 0
+
+
+def test_close_waits_for_the_answer_to_the_request_in_flight_and_sends_nothing_after() -> None:
+    rpc = FakePublishRpc()
+    rpc.gate.clear()  # the first request hangs, as on a frozen Pub/Sub
+    acked: list[object] = []
+    publisher = EventPublisher(SETTINGS, rpc=rpc, max_batch=1, on_mark_acked=acked.append)
+    for n in range(3):
+        publisher.publish(event(n))
+        publisher.mark(n)
+    assert rpc.entered.wait(5)
+    closing = threading.Thread(target=publisher.close)
+    closing.start()
+    closing.join(0.3)
+    assert closing.is_alive() and publisher.sending
+    rpc.gate.set()
+    closing.join(5)
+    assert not closing.is_alive() and not publisher.sending
+    assert [m.data for m in rpc.published] == [event(0).to_json()]  # only the one in flight
+    assert acked == []  # dropped with the rest: the reader confirms nothing of it
