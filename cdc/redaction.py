@@ -9,7 +9,10 @@ prints all go through it. It
   is malformed: the userinfo runs to the last ``@`` of the line), conninfo
   ``password=...`` (quoted or not), and every secret registered with
   :func:`register_dsn` (a DSN's password, raw and percent-decoded, which libpq
-  may quote on its own, e.g. ``invalid percent-encoded token: "..."``);
+  may quote on its own, e.g. ``invalid percent-encoded token: "..."``). The
+  project registers its DSN before it connects (cdc/source_connection.py):
+  text rules alone cannot tell where a raw password holding both a space and
+  ``://`` ends;
 - masks kennitalas, with or without a dash, anywhere, a document path such as
   ``members/0101701234`` included (``010170-****``). Event ids
   (``00000016B374D848-0000000003``) are kept;
@@ -39,8 +42,11 @@ _SECRETS: set[str] = set()
 _LOCK = threading.Lock()
 
 # scheme://userinfo@ - greedy: a password may hold '@', '/', ':' or spaces, so the
-# userinfo runs to the last '@' of the line; stripped only when it holds a password
-_URI_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\n]*)@")
+# userinfo runs to the last '@' of the line before the next URI, or else of the
+# token; it is stripped only when it holds a password (a ':')
+_SCHEME = r"[A-Za-z][A-Za-z0-9+.\-]*://"
+_URI_USERINFO = re.compile(
+    rf"(?P<scheme>{_SCHEME})(?P<userinfo>(?:(?!{_SCHEME})[^\n])*|\S*)@")
 _PASSWORD_SETTING = re.compile(
     r"(?P<name>password\s*[=:]\s*)(?P<value>'(?:[^'\\\n]|\\.)*(?:'|$)|\S+)",
     re.IGNORECASE | re.MULTILINE)
