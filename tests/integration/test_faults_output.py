@@ -7,12 +7,25 @@ emulators; a malformed setting or a refused write is what gets injected.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import orjson
 import psycopg
 import pytest
+from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
+from cdc.events import ChangeEvent
+from cdc.logs import JsonFormatter
+from cdc.lsn import Lsn
+from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
+from consumers.audit.handler import AuditHandler
+from consumers.subscriber import SubscriberRunner
+from tests.factories import kennitala
 from tests.integration.test_setup import cdc, one_error_line
 from tests.services import Services
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -57,3 +70,79 @@ def test_a_value_that_is_not_a_postgres_url_says_what_a_valid_one_looks_like(
         assert "CDC_DATABASE_URL" in line
         assert "postgresql://USER@HOST:5432/DBNAME" in line and "host=HOST" in line
 
+
+
+# -- item 3: a dead-lettered event's reason ---------------------------------------------
+
+MEMBER: dict[str, Any] = {"id": 41, "ssn": kennitala(41), "name": "Guðrún Þórsdóttir",
+          "street_address": "Laugavegur 31", "email": "gudrun@example.is"}
+PERSONAL = (str(MEMBER["ssn"]), "Guðrún", "Þórsdóttir", "Laugavegur", "gudrun")
+
+
+def personal_data_in(text: str) -> list[str]:
+    return [value for value in PERSONAL if value in text]
+
+
+def poison_bodies() -> list[dict[str, Any]]:
+    """Events that fail the JSON Schema with the member's row where jsonschema quotes it."""
+    good = ChangeEvent(op="c", schema="public", table="membership_comrade", key={"id": 41},
+                       before=None, after=MEMBER, lsn=Lsn(0x2300), seq=0, xid=7,
+                       commit_time="2026-01-02T03:04:05.000000Z").to_dict()
+    return [good | {"before": MEMBER},  # an insert with an old image
+            good | {"op": "d"},  # a delete with a new image
+            good | {"key": [MEMBER]}]
+
+
+def test_a_schema_violation_is_dead_lettered_logged_and_listed_without_the_members_row(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    PubSubAdmin(settings).ensure_all()
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(settings.project, settings.topic)
+    for n, body in enumerate(poison_bodies()):
+        publisher.publish(topic, orjson.dumps(body), op="c", table="membership_comrade",
+                          lsn="0/2300", id=f"poison-{n}").result(timeout=60)
+    runner = SubscriberRunner(
+        name="audit", settings=settings, subscription=settings.audit_subscription,
+        handler=AuditHandler(settings, firestore.Client(project=settings.project)),
+        metrics_prefix="cdc_faults_audit", pull_timeout=1.0)
+    settled = 0
+    with caplog.at_level(logging.INFO):
+        def all_settled() -> bool:
+            nonlocal settled
+            settled += runner.run_once()
+            return settled >= 3
+        wait_for(all_settled, what="the poison events to be handled")
+        runner.close()
+
+    listed = wait_for(lambda: listing(settings, 3), what="three dead letters")
+    assert len(listed) == 6  # three plain lines, three JSON lines
+    for line in listed:
+        assert "event fails the JSON Schema:" in line
+        assert personal_data_in(line) == [], line
+    logged = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert "event dead-lettered" in logged
+    assert personal_data_in(logged) == []
+
+
+def test_an_older_dead_letter_that_quotes_a_row_is_listed_without_it(settings: Settings) -> None:
+    PubSubAdmin(settings).ensure_all()
+    publisher = pubsub_v1.PublisherClient()
+    body = poison_bodies()[0]
+    old_reason = ("event fails the JSON Schema: before: " + repr(MEMBER)
+                  + " is not of type 'null'")  # what versions before issue 23 wrote
+    publisher.publish(publisher.topic_path(settings.project, settings.dead_letter_topic),
+                      orjson.dumps(body), reason=old_reason, table="membership_comrade",
+                      op="c", lsn="0/2300", id="old-1").result(timeout=60)
+
+    listed = wait_for(lambda: listing(settings, 1), what="the dead letter")
+    assert personal_data_in(listed[0]) == [], listed[0]
+    assert "before: <value> is not of type 'null'" in listed[0]
+
+
+def listing(settings: Settings, count: int) -> list[str]:
+    """The lines of `cdc dlq list` and `cdc dlq list --json` once it lists ``count``."""
+    plain = cdc(settings, "dlq", "list")
+    as_json = cdc(settings, "dlq", "list", "--json")
+    assert plain.exit_code == 0 and as_json.exit_code == 0, plain.output + as_json.output
+    lines = [line for line in plain.stdout.splitlines() + as_json.stdout.splitlines() if line]
+    return lines if len(lines) >= 2 * count else []
