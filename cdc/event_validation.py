@@ -1,7 +1,11 @@
 """Validating change events on the consumer side: the one boundary, with a fast path.
 
-Consumers call :func:`parse_event` (or :func:`decode`): the JSON Schema
-(cdc/schema/change-event.schema.json), with a fast path.
+Consumers call :func:`parse_event` (or :func:`decode`). An event it accepts is
+one both consumers can use: on top of the JSON Schema
+(cdc/schema/change-event.schema.json) it checks what a schema pattern cannot
+(:func:`value_problem`): ``commit_time`` is a real instant (not
+``2026-02-30``), ``seq`` fits the event id's 10 digits, and every integer
+fits Firestore's 64 bits.
 
 A rejected event's reason (:func:`problem`) names the JSON path and the rule
 it breaks, never the value: jsonschema's own message quotes the whole row
@@ -27,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
+from datetime import datetime
 from functools import cache, lru_cache
 from typing import Any
 
@@ -43,6 +49,8 @@ _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9
 _REQUIRED = ("id", "op", "schema", "table", "key", "before", "after", "lsn", "seq", "xid",
              "commit_time")
 _REQUIRED_SET = frozenset(_REQUIRED)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # Firestore's integers
+MAX_SEQ = 10**10 - 1  # the event id holds seq in 10 digits; versions sort as text
 # properties the schema constrains that this fast path leaves to the full check
 _UNSURE = ("unchanged_toast",)
 # op -> (before must be, after must be): dict, None, or "either"
@@ -60,10 +68,10 @@ def schema_fingerprint() -> str:
 ENABLED = schema_fingerprint() == SCHEMA_FINGERPRINT
 
 
-def _count(value: Any, *, nullable: bool = False) -> bool:
+def _count(value: Any, *, nullable: bool = False, most: int = INT64_MAX) -> bool:
     if value is None:
         return nullable
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value <= most
 
 
 def _image(value: Any, rule: object) -> bool:
@@ -90,9 +98,21 @@ def surely_valid(body: Any) -> bool:
         and _nonempty(body["schema"]) and _nonempty(body["table"])
         and type(body["key"]) is dict
         and _image(body["before"], before_rule) and _image(body["after"], after_rule)
-        and _count(body["seq"]) and _count(body["xid"], nullable=True)
+        and _count(body["seq"], most=MAX_SEQ) and _count(body["xid"], nullable=True)
         and _snapshot(body.get("snapshot"))
+        and _ints_fit(body["key"]) and _ints_fit(body["before"]) and _ints_fit(body["after"])
     )
+
+
+def _ints_fit(value: Any) -> bool:
+    """Every integer in a row image (nested json values too) fits in 64 bits."""
+    if type(value) is int:
+        return INT64_MIN <= value <= INT64_MAX
+    if type(value) is dict:
+        return all(_ints_fit(v) for v in value.values())
+    if type(value) is list:
+        return all(_ints_fit(v) for v in value)
+    return True
 
 
 def _snapshot(value: Any) -> bool:
@@ -121,7 +141,18 @@ def _repeated_text(value: Any, name: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _matches(value: str, name: str) -> bool:
-    return _REPEATED[name].fullmatch(value) is not None
+    if _REPEATED[name].fullmatch(value) is None:
+        return False
+    return name != "commit_time" or real_instant(value)
+
+
+def real_instant(text: str) -> bool:
+    """``2026-02-30T00:00:00.000000Z`` matches the pattern but is no instant."""
+    try:
+        datetime.fromisoformat(text[:-1] + "+00:00")
+    except ValueError:
+        return False
+    return True
 
 
 def _nonempty(value: Any) -> bool:
@@ -159,11 +190,40 @@ def _validator() -> Any:
 
 def problem(body: object) -> str | None:
     """None when ``body`` is a valid event, else the first problem, path and rule:
-    ``fails the JSON Schema: before: must be of type "null"``."""
+    ``fails the JSON Schema: before: must be of type "null"`` or
+    ``has an unusable value: commit_time: ...``."""
     error = next(iter(_validator().iter_errors(body)), None)
     if error is not None:
         return f"fails the JSON Schema: {_path(error.absolute_path)}: {_rule(error)}"
+    assert isinstance(body, dict)  # the schema says so
+    unusable = value_problem(body)
+    return f"has an unusable value: {unusable}" if unusable else None
+
+
+def value_problem(body: dict[str, Any]) -> str | None:
+    """What the schema's patterns let through and a consumer cannot use."""
+    if not real_instant(body["commit_time"]):
+        return "commit_time: is not a real date and time (ISO-8601 UTC with microseconds)"
+    if body["seq"] > MAX_SEQ:
+        return f"seq: must be at most {MAX_SEQ} (10 digits in the event id)"
+    if body["xid"] is not None and body["xid"] > INT64_MAX:
+        return "xid: must fit in 64 bits"
+    for name in ("key", "before", "after"):
+        where = next(_outsized(body[name], (name,)), None)
+        if where is not None:
+            return f"{_path(where)}: integer outside the 64-bit range"
     return None
+
+
+def _outsized(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[Any, ...]]:
+    if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _outsized(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _outsized(item, (*path, index))
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,62}")
