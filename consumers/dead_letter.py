@@ -43,7 +43,8 @@ class DeadLetterPublisher:
     def __init__(self, settings: Settings, publisher: Any = None) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-        self.publisher = publisher or pubsub_v1.PublisherClient()
+        with google_boundary("connecting to Pub/Sub"):
+            self.publisher = publisher or pubsub_v1.PublisherClient()
         self.topic = self.publisher.topic_path(settings.require_project(),
                                                settings.dead_letter_topic)
 
@@ -118,8 +119,9 @@ class DeadLetters:
 
         project = settings.require_project()
         self.rpc = rpc or GrpcSubscription(project, settings.dead_letter_subscription)
-        self.publisher = publisher or pubsub_v1.PublisherClient(
-            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True))
+        with google_boundary("connecting to Pub/Sub"):
+            self.publisher = publisher or pubsub_v1.PublisherClient(publisher_options=(
+                pubsub_v1.types.PublisherOptions(enable_message_ordering=True)))
         self.topic = self.publisher.topic_path(project, settings.topic)
         self.pull_timeout = pull_timeout
 

@@ -17,7 +17,8 @@ from cdc.settings import Settings
 
 class DeadLetters:
     def __init__(self, settings: Settings) -> None:
-        self._client = pubsub_v1.PublisherClient()
+        with google_boundary("connecting to Pub/Sub"):
+            self._client = pubsub_v1.PublisherClient()
         self._topic = self._client.topic_path(settings.require_project(),
                                               settings.dead_letter_topic)
         self._buckets = settings.ordering_keys

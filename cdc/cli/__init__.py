@@ -46,7 +46,8 @@ class CdcGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CdcError as exc:
-            click.echo(f"error: {redact(exc.one_line())}", err=True)
+            line = " ".join(redact(exc.one_line()).split())  # one line, whatever it quotes
+            click.echo(f"error: {line}", err=True)
             sys.exit(2 if isinstance(exc, _EXIT_2) else 1)
 
 

@@ -8,20 +8,28 @@ emulators; a malformed setting or a refused write is what gets injected.
 from __future__ import annotations
 
 import logging
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 
+import click
 import orjson
 import psycopg
 import pytest
+from click.testing import CliRunner
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
+from cdc.cli import CdcGroup
 from cdc.events import ChangeEvent
+from cdc.google_errors import google_boundary
+from cdc.health import HealthServer
 from cdc.logs import JsonFormatter
 from cdc.lsn import Lsn
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
 from consumers.audit.handler import AuditHandler
-from consumers.subscriber import SubscriberRunner
+from consumers.subscriber import Delivery, Outcome, SubscriberRunner
 from tests.factories import kennitala
 from tests.integration.test_setup import cdc, one_error_line
 from tests.services import Services
@@ -146,3 +154,91 @@ def listing(settings: Settings, count: int) -> list[str]:
     assert plain.exit_code == 0 and as_json.exit_code == 0, plain.output + as_json.output
     lines = [line for line in plain.stdout.splitlines() + as_json.stdout.splitlines() if line]
     return lines if len(lines) >= 2 * count else []
+
+
+# -- item 11: Firestore texts that name members/<kennitala>; missing Google credentials --
+
+class UpdatesAMissingMember:
+    """A handler whose Firestore write is refused with a text naming the document."""
+
+    def __init__(self, settings: Settings, kennitala: str) -> None:
+        self.doc = firestore.Client(project=settings.project).collection(
+            settings.members_collection).document(kennitala)
+
+    def handle(self, batch: list[Delivery]) -> Outcome:
+        with google_boundary("updating a member document"):
+            self.doc.update({"profile.name": None})  # NotFound: names the document's path
+        return Outcome(done=list(batch))
+
+
+def test_a_firestore_error_naming_a_member_document_is_masked_on_healthz_and_in_the_log(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    PubSubAdmin(settings).ensure_all()
+    member = kennitala(77)
+    publisher = pubsub_v1.PublisherClient()
+    publisher.publish(publisher.topic_path(settings.project, settings.topic),
+                      b"{}").result(timeout=60)
+    runner = SubscriberRunner(
+        name="firestore", settings=settings, subscription=settings.firestore_subscription,
+        handler=UpdatesAMissingMember(settings, member), metrics_prefix="cdc_faults_members",
+        pull_timeout=1.0)
+    with caplog.at_level(logging.INFO):
+        runner._work()  # until the permanent failure stops it
+        runner.close()
+        failure = runner.check()[1]
+    server = HealthServer(0, runner.check, host="127.0.0.1").start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=10)
+        body = caught.value.read().decode()
+    finally:
+        server.stop()
+
+    assert member in failure  # Google's text does name the document
+    assert caught.value.code == 503
+    assert "not found" in body and f"{member[:6]}-****" in body
+    assert member not in body
+    logged = "\n".join(JsonFormatter().format(r) for r in caplog.records)
+    assert member not in logged
+
+
+def test_a_firestore_error_naming_a_member_document_is_masked_in_the_cli_error_line(
+        settings: Settings) -> None:
+    member = kennitala(78)
+    doc = firestore.Client(project=settings.project).collection(
+        settings.members_collection).document(member)
+
+    @click.group(cls=CdcGroup)
+    def cli() -> None:
+        """The project's group, with one command that meets the refused write."""
+
+    @cli.command()
+    def touch() -> None:
+        with google_boundary("updating a member document"):
+            doc.update({"profile.name": None})
+
+    result = CliRunner().invoke(cli, ["touch"])
+
+    line = one_error_line(result)
+    assert "not found" in line and f"{member[:6]}-****" in line
+    assert member not in result.output
+
+
+NO_CREDENTIALS = ("connecting to", "no Google credentials", "GOOGLE_APPLICATION_CREDENTIALS",
+                  "gcloud auth application-default login", "FIRESTORE_EMULATOR_HOST")
+
+
+@pytest.mark.parametrize("command", [("backfill", "--dry-run"), ("dlq", "list"),
+                                     ("setup", "--dry-run"), ("audit", "--kennitala",
+                                                               "0101701259"),
+                                     ("consume", "audit", "--http-port", "0")])
+def test_a_command_without_google_credentials_says_how_to_provide_them_in_one_line(
+        settings: Settings, tmp_path: Path, command: tuple[str, ...]) -> None:
+    without = {"PUBSUB_EMULATOR_HOST": None, "FIRESTORE_EMULATOR_HOST": None,
+               "GOOGLE_APPLICATION_CREDENTIALS": None, "HOME": str(tmp_path),
+               "CLOUDSDK_CONFIG": str(tmp_path)}
+
+    line = one_error_line(cdc(settings, *command, env=without))
+
+    for part in NO_CREDENTIALS:
+        assert part in line, line
