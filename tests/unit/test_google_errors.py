@@ -39,8 +39,9 @@ def test_an_unavailable_service_is_retryable() -> None:
 
 def test_missing_credentials_are_a_config_error_saying_how_to_provide_them() -> None:
     with pytest.raises(ConfigError) as caught, google_boundary("connecting to Firestore"):
-        raise DefaultCredentialsError("Your default credentials were not found. To set up "
-                                      "Application Default Credentials, see https://x.")
+        raise DefaultCredentialsError(  # type: ignore[no-untyped-call]
+            "Your default credentials were not found. To set up Application Default "
+            "Credentials, see https://x.")
     line = caught.value.one_line()
     assert line.startswith("connecting to Firestore: no Google credentials (Your default "
                            "credentials were not found)")
