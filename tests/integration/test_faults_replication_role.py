@@ -7,9 +7,6 @@ limits it. Real Postgres.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from psycopg import errors as pgerr
@@ -22,18 +19,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 @pytest.fixture
-def replication_role(services: Services, database_url: str) -> Iterator[str]:
-    """A login role with REPLICATION and no privilege on any table (dropped afterwards)."""
-    name = f"r_{uuid.uuid4().hex[:10]}"
+def replication_role(services: Services, role: str) -> str:
+    """A login role with REPLICATION and no privilege on any table. Its slots go
+    with the test's database."""
     with psycopg.connect(services.admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN REPLICATION").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                     "WHERE slot_name LIKE %s AND NOT active", (f"{name}%",))
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-    with psycopg.connect(services.admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("ALTER ROLE {} REPLICATION").format(sql.Identifier(role)))
+    return role
 
 
 def test_a_replication_role_denied_select_reads_a_members_insert_through_test_decoding(
