@@ -22,7 +22,7 @@ from cdc.errors import SlotBusy, SlotLost, SourceMisconfigured, SourceUnavailabl
 from cdc.logs import fields
 from cdc.lsn import Lsn
 from cdc.replication.protocol import standby_status_update
-from cdc.source_connection import connect as connect  # the one way in, for this package's users
+from cdc.source_connection import connect as connect  # re-exported: the reader and backfill use it
 from cdc.source_connection import first_line
 
 log = logging.getLogger(__name__)
