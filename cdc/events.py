@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-from cdc.errors import PoisonEvent
 from cdc.lsn import Lsn
 
 OPS = ("c", "u", "d", "t", "r")
@@ -125,14 +124,9 @@ class ChangeEvent:
     @classmethod
     def from_json(cls, data: bytes) -> ChangeEvent:
         """Parse and validate one Pub/Sub message body; PoisonEvent if invalid."""
-        try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise PoisonEvent(f"event is not JSON: {exc}") from exc
-        problem = schema_problem(body)
-        if problem:
-            raise PoisonEvent(f"event fails the JSON Schema: {problem}")
-        return cls.from_dict(body)
+        from cdc.event_validation import decode  # validation builds on this module
+
+        return decode(data)
 
 
 @cache
@@ -142,17 +136,8 @@ def json_schema() -> Row:
     return schema
 
 
-@cache
-def _validator() -> Any:
-    import jsonschema
-
-    return jsonschema.Draft202012Validator(json_schema())
-
-
 def schema_problem(body: object) -> str | None:
-    """None when ``body`` is a valid event, else the first problem found."""
-    error = next(iter(_validator().iter_errors(body)), None)
-    if error is None:
-        return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"{where}: {error.message}"
+    """None when ``body`` is a valid event, else the first problem (cdc/event_validation.py)."""
+    from cdc.event_validation import problem  # validation builds on this module
+
+    return problem(body)

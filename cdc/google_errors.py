@@ -1,6 +1,9 @@
-"""Translate google-api-core / grpc exceptions into the project's hierarchy.
+"""Translate google-api-core / grpc / google-auth exceptions into the project's hierarchy.
 
-This is the only place that knows Google's exception classes.
+This is the only place that knows Google's exception classes. Wrap the
+construction of a Google client in :func:`google_boundary` too: the client
+looks for credentials then, and their absence (``DefaultCredentialsError``)
+is a :class:`ConfigError` with the ways to provide them, not a traceback.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import grpc
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
-from cdc.errors import CdcError, SinkMisconfigured, SinkUnavailable
+from cdc.errors import CdcError, ConfigError, SinkMisconfigured, SinkUnavailable
 
+CREDENTIALS_HINT = ("set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, or run "
+                    "`gcloud auth application-default login`; for the emulators set "
+                    "PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST")
 INDEX_HINT = ("deploy the composite indexes in firestore.indexes.json "
               "(firebase deploy --only firestore:indexes), see README.md")
 _PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound,
@@ -22,20 +28,30 @@ _PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound,
 
 
 def translate(exc: BaseException, what: str) -> CdcError:
-    """The project error for a Google client exception raised while doing ``what``."""
+    """The project error for a Google client exception raised while doing ``what``.
+
+    Google's text goes in on one line (the emulators' span several). It may
+    name a document (``members/<kennitala>``): the redaction layer masks it
+    wherever the error is shown.
+    """
+    message = _flat(getattr(exc, "message", None) or str(exc))
     if isinstance(exc, gexc.NotFound):
-        return SinkMisconfigured(f"{what}: not found ({exc.message})",
+        return SinkMisconfigured(f"{what}: not found ({message})",
                                  hint="run `cdc setup` to create the topics and subscriptions")
     if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
-        return SinkMisconfigured(f"{what}: permission denied ({exc.message})",
+        return SinkMisconfigured(f"{what}: permission denied ({message})",
                                  hint="check the service account's roles and credentials")
     if isinstance(exc, gexc.FailedPrecondition) and "index" in str(exc).lower():
-        return SinkMisconfigured(f"{what}: Firestore needs a composite index ({exc.message})",
+        return SinkMisconfigured(f"{what}: Firestore needs a composite index ({message})",
                                  hint=INDEX_HINT)
     if isinstance(exc, _PERMANENT):
-        return SinkMisconfigured(f"{what}: {type(exc).__name__}: {exc}")
-    return SinkUnavailable(f"{what}: {type(exc).__name__}: {exc}",
+        return SinkMisconfigured(f"{what}: {type(exc).__name__}: {_flat(str(exc))}")
+    return SinkUnavailable(f"{what}: {type(exc).__name__}: {_flat(str(exc))}",
                            hint="check that the Google service or emulator is reachable")
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
 
 
 @contextlib.contextmanager
@@ -64,11 +80,16 @@ def google_boundary(what: str) -> Iterator[None]:
         raise
     except (gexc.GoogleAPIError, gexc.RetryError) as exc:
         raise translate(exc, what) from exc
+    except auth_exc.DefaultCredentialsError as exc:
+        found = _first_line(exc).split(". ")[0].rstrip(".")  # not the link to Google's docs
+        raise ConfigError(f"{what}: no Google credentials ({found})",
+                          hint=CREDENTIALS_HINT) from exc
     except auth_exc.GoogleAuthError as exc:
-        raise SinkMisconfigured(
-            f"{what}: no usable Google credentials ({str(exc).splitlines()[0]})",
-            hint="set GOOGLE_APPLICATION_CREDENTIALS or run `gcloud auth application-default "
-                 "login`; for the emulators set PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST",
-        ) from exc
+        raise SinkMisconfigured(f"{what}: the Google credentials were refused "
+                                f"({_first_line(exc)})", hint=CREDENTIALS_HINT) from exc
     except TimeoutError as exc:
         raise SinkUnavailable(f"{what}: timed out") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

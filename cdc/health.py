@@ -1,4 +1,8 @@
-"""``/healthz`` and ``/metrics`` over HTTP, shared by the reader and the consumers."""
+"""``/healthz`` and ``/metrics`` over HTTP, shared by the reader and the consumers.
+
+The ``/healthz`` reason is redacted (cdc/redaction.py): a failure's text may
+quote a document path such as ``members/<kennitala>``.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from cdc.errors import ConfigError
+from cdc.redaction import redact
 
 # returns (healthy, one-line reason)
 HealthCheck = Callable[[], tuple[bool, str]]
@@ -48,7 +53,7 @@ def _handler(check: HealthCheck, registry: CollectorRegistry) -> type[BaseHTTPRe
         def do_GET(self) -> None:
             if self.path.startswith("/healthz"):
                 ok, reason = check()
-                self._send(200 if ok else 503, "text/plain", (reason + "\n").encode())
+                self._send(200 if ok else 503, "text/plain", (redact(reason) + "\n").encode())
             elif self.path.startswith("/metrics"):
                 self._send(200, CONTENT_TYPE_LATEST, generate_latest(registry))
             else:

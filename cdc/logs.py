@@ -1,33 +1,44 @@
-"""Structured (JSON-lines) logging with kennitalas masked.
+"""Structured (JSON-lines) logging, redacted.
 
 Every record is one JSON object on stderr. Extra fields are passed as
 ``log.info("msg", extra=fields(lsn=..., table=...))``. Whatever a caller
-passes, the rendered line is scrubbed: anything shaped like a kennitala
-(``0101701234`` or ``010170-1234``) becomes ``010170-****``.
+passes, every text in the record goes through the redaction layer
+(cdc/redaction.py): no password, no full kennitala (``010170-****``), no
+e-mail address.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from typing import Any
 
 import orjson
 
-_KENNITALA = re.compile(r"(?<![0-9])([0-9]{6})-?[0-9]{4}(?![0-9])")
+from cdc.redaction import mask_kennitala, redact
+
+__all__ = ["JsonFormatter", "configure", "fields", "mask_kennitala"]
+
 _FIELDS = "cdc_fields"
-
-
-def mask_kennitala(text: str) -> str:
-    """``0101701234`` -> ``010170-****``, anywhere in ``text``."""
-    return _KENNITALA.sub(lambda m: f"{m.group(1)}-****", text)
 
 
 def fields(**values: Any) -> dict[str, Any]:
     """Extra structured fields for one log call."""
     return {_FIELDS: values}
+
+
+def _redacted(value: Any) -> Any:
+    """A field value with every text in it redacted (other objects become text)."""
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted(v) for v in value]
+    return redact(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,12 +53,12 @@ class JsonFormatter(logging.Formatter):
         payload.update(getattr(record, _FIELDS, {}))
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        line = orjson.dumps(payload, default=str).decode()
-        return mask_kennitala(line)
+        line = orjson.dumps(_redacted(payload)).decode()
+        return mask_kennitala(line)  # keys and numbers too
 
 
 def configure(level: str = "INFO") -> None:
-    """Send every log record to stderr as masked JSON lines."""
+    """Send every log record to stderr as redacted JSON lines."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

@@ -11,8 +11,9 @@
 - :func:`teardown_source` drops the slot and the publication.
 
 psycopg errors are translated here (:func:`source_boundary`): a failed
-connection is a :class:`ConfigError` naming ``CDC_DATABASE_URL``, a refused
-privilege a :class:`SourceMisconfigured` whose hint is the statement to run.
+connection (cdc/source_connection.py) is a :class:`ConfigError` naming
+``CDC_DATABASE_URL``, a refused privilege a :class:`SourceMisconfigured` whose
+hint is the statement to run.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ import psycopg
 from psycopg import errors as pgerr
 from psycopg import sql
 
+from cdc import source_connection
 from cdc.errors import CdcError, ConfigError, SourceMisconfigured, SourceUnavailable
 from cdc.logs import fields
 from cdc.settings import Settings
+from cdc.source_connection import first_line
 from cdc.source_status import (
     PUBLISHED_OPS,
     SourceState,
@@ -60,33 +63,13 @@ class Problem:
 # -- connection and error translation ------------------------------------------
 
 def connect_source(settings: Settings, *, purpose: str = "setup") -> psycopg.Connection[Any]:
-    """An autocommit connection to the source; failures name CDC_DATABASE_URL."""
-    conninfo = settings.require_database()
+    """An autocommit connection to the source; failures name CDC_DATABASE_URL (exit 2:
+    a one-shot command cannot wait for the server)."""
     try:
-        return psycopg.connect(conninfo, autocommit=True, connect_timeout=10,
-                               application_name=f"cdc-{purpose}")
-    except psycopg.Error as exc:
-        raise ConfigError(
-            f"cannot connect to the source database: {_scrub(first_line(exc), conninfo)}",
-            hint="check CDC_DATABASE_URL (or the PG* variables) and that the server is up",
-        ) from exc
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-_PASSWORD_IN_URI = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
-_PASSWORD_IN_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
-
-
-def _scrub(text: str, conninfo: str) -> str:
-    """Never echo a password from the DSN back to the operator."""
-    if conninfo:
-        text = text.replace(conninfo, "<CDC_DATABASE_URL>")
-    text = _PASSWORD_IN_URI.sub(r"\1****@", text)
-    return _PASSWORD_IN_KV.sub(r"\1****", text)
+        return source_connection.connect(settings.require_database(), autocommit=True,
+                                         application_name=f"cdc-{purpose}")
+    except SourceUnavailable as exc:
+        raise ConfigError(str(exc), hint=exc.hint) from exc
 
 
 @contextlib.contextmanager

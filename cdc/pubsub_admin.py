@@ -27,8 +27,9 @@ class PubSubAdmin:
     def __init__(self, settings: Settings) -> None:
         self.project = settings.require_project()
         self.settings = settings
-        self.publisher = pubsub_v1.PublisherClient()
-        self.subscriber = pubsub_v1.SubscriberClient()
+        with google_boundary("connecting to Pub/Sub"):
+            self.publisher = pubsub_v1.PublisherClient()
+            self.subscriber = pubsub_v1.SubscriberClient()
 
     def topic_path(self, name: str) -> str:
         return f"projects/{self.project}/topics/{name}"

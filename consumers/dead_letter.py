@@ -4,7 +4,9 @@ A dead letter keeps the original message body and attributes and adds
 ``reason``, ``source_subscription``, ``original_message_id``, ``original_ordering_key``,
 ``delivery_attempt`` and ``dead_lettered_at``. Messages that
 Pub/Sub itself forwarded after too many delivery attempts carry Google's
-``CloudPubSubDeadLetterSource*`` attributes instead of a reason.
+``CloudPubSubDeadLetterSource*`` attributes instead of a reason. A reason is
+redacted (cdc/redaction.py) when it is written and again when it is read, so
+dead letters of older versions show no personal data either.
 
 :class:`DeadLetters` backs ``cdc dlq list|replay|discard``: it reads the
 dead-letter subscription, republishes chosen messages to the main topic with
@@ -22,6 +24,7 @@ from typing import Any
 from cdc.errors import CdcError
 from cdc.google_errors import google_boundary
 from cdc.logs import fields
+from cdc.redaction import redact
 from cdc.settings import Settings
 from consumers.subscription_rpc import GrpcSubscription, SubscriptionRpc
 
@@ -40,7 +43,8 @@ class DeadLetterPublisher:
     def __init__(self, settings: Settings, publisher: Any = None) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-        self.publisher = publisher or pubsub_v1.PublisherClient()
+        with google_boundary("connecting to Pub/Sub"):
+            self.publisher = publisher or pubsub_v1.PublisherClient()
         self.topic = self.publisher.topic_path(settings.require_project(),
                                                settings.dead_letter_topic)
 
@@ -49,7 +53,7 @@ class DeadLetterPublisher:
         futures = []
         for delivery, reason in poison:
             attributes = {**delivery.attributes,
-                          "reason": reason[:MAX_REASON],
+                          "reason": redact(reason)[:MAX_REASON],
                           "source_subscription": source_subscription,
                           "original_message_id": delivery.message_id,
                           "original_ordering_key": delivery.ordering_key,
@@ -81,7 +85,7 @@ class DeadLetter:
     @property
     def reason(self) -> str:
         if "reason" in self.attributes:
-            return self.attributes["reason"]
+            return redact(self.attributes["reason"])
         attempts = self.attributes.get(f"{_GOOGLE_PREFIX}DeliveryAttempt")
         if attempts:
             return f"not acknowledged after {attempts} delivery attempts"
@@ -115,8 +119,9 @@ class DeadLetters:
 
         project = settings.require_project()
         self.rpc = rpc or GrpcSubscription(project, settings.dead_letter_subscription)
-        self.publisher = publisher or pubsub_v1.PublisherClient(
-            publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True))
+        with google_boundary("connecting to Pub/Sub"):
+            self.publisher = publisher or pubsub_v1.PublisherClient(publisher_options=(
+                pubsub_v1.types.PublisherOptions(enable_message_ordering=True)))
         self.topic = self.publisher.topic_path(project, settings.topic)
         self.pull_timeout = pull_timeout
 

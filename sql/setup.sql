@@ -23,12 +23,33 @@
 --  Amazon RDS: parameter rds.logical_replication = 1.)
 
 
--- 1. The pipeline's role: least privilege.
+-- 1. The pipeline's role: as little as logical replication allows.
 --    LOGIN        so `cdc run` can connect.
 --    REPLICATION  so it may open a replication connection and stream from the
---                 slot. It does not make the role a superuser and gives no
---                 access to table data by itself.
---    (On Amazon RDS, REPLICATION cannot be set; use GRANT rds_replication TO cdc_reader.)
+--                 slot. It does not make the role a superuser, but it DOES give
+--                 read access to table data: a REPLICATION role can create its
+--                 own logical slot with any output plugin (test_decoding, say)
+--                 and read every change of EVERY table in the database it
+--                 connects to (auth_user's password hashes included), whatever
+--                 its SELECT grants and the publication say. With a pg_hba.conf
+--                 line for the `replication` keyword it can also copy the whole
+--                 cluster (pg_basebackup). Treat its password like read access
+--                 to the whole database.
+--    What limits it:
+--      - pg_hba.conf: let cdc_reader in only from the reader's hosts, for the
+--        Django database by name, and never for the `replication` keyword
+--        (that keyword is physical replication of every database; `cdc run`
+--        and `cdc backfill` use logical replication connections, which match
+--        the database name);
+--      - a dedicated database: logical decoding reads only the database the
+--        slot is in, so keep other applications' tables out of the Django
+--        database, and where possible keep in it no tables but the captured
+--        ones (e.g. the four tables replicated into a database of their own,
+--        which the pipeline reads);
+--      - watch pg_replication_slots for slots the pipeline did not create
+--        (`cdc status` shows its own).
+--    (On Amazon RDS, REPLICATION cannot be set; use GRANT rds_replication TO cdc_reader.
+--     rds_replication carries the same read access.)
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cdc_reader') THEN
@@ -40,13 +61,16 @@ END
 $$;
 -- Give it a password out of band, so it is not in this file or in shell history:
 --     \password cdc_reader
--- and allow it in pg_hba.conf for both the database and replication connections, e.g.
---     host  <django database>  cdc_reader  10.0.0.0/8  scram-sha-256
+-- and allow it in pg_hba.conf for the Django database only, from the reader's
+-- hosts (this line covers its normal and its logical replication connections;
+-- add none for the `replication` keyword), e.g.
+--     host  <django database>  cdc_reader  10.0.4.17/32  scram-sha-256
 
 
--- 2. Read access to the four captured tables, and nothing else.
+-- 2. SELECT on the four captured tables, and on nothing else.
 --    SELECT is what `cdc backfill` needs for its consistent snapshot; the
---    publication (step 3) decides which tables' changes the slot streams.
+--    publication (step 3) decides which tables' changes the pipeline's slot
+--    streams. Neither is a security boundary: see REPLICATION in step 1.
 GRANT USAGE ON SCHEMA public TO cdc_reader;
 GRANT SELECT ON public.membership_comrade,
                 public.membership_contactinfo,

@@ -2,7 +2,8 @@
 
 Integration tests ask for ``services`` (session-wide real Postgres and
 emulators), ``database_url`` (a fresh database with the Django schema) and
-``settings`` (unique slot, publication, topic and collections per test).
+``settings`` (unique slot, publication, topic and collections per test) and
+``role`` (a fresh login role without privileges).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from cdc.settings import Settings
 from tests.services import Services, start_services, stop_services
@@ -48,3 +51,16 @@ def settings(services: Services, database_url: str) -> Settings:
         # keys per test grew it past 9,000 threads and slowed every later test.
         ordering_keys=TEST_ORDERING_KEYS,
     )
+
+
+@pytest.fixture
+def role(services: Services, database_url: str) -> Iterator[str]:
+    """A fresh login role with no privileges (dropped afterwards)."""
+    name = f"r_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(services.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+    yield name
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+    with psycopg.connect(services.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))

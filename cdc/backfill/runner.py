@@ -349,7 +349,8 @@ class Backfill:
     # -- checks --------------------------------------------------------------------
     def _check_subscription(self) -> None:
         """Events published to a topic without subscriptions are gone: check first."""
-        subscriber = pubsub_v1.SubscriberClient()
+        with google_boundary("connecting to Pub/Sub"):
+            subscriber = pubsub_v1.SubscriberClient()
         path = subscriber.subscription_path(self.settings.require_project(),
                                             self.settings.firestore_subscription)
         try:

@@ -33,6 +33,7 @@ from cdc.events import MEMBER_TABLE
 from cdc.logs import fields
 from cdc.lsn import Lsn
 from cdc.settings import Settings
+from cdc.source_connection import connect, first_line
 
 log = logging.getLogger(__name__)
 
@@ -227,16 +228,11 @@ def _export(conn: psycopg.Connection[Any], slot: str) -> tuple[Lsn, str]:
 
 
 def _connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
-    try:
-        return psycopg.connect(conninfo, connect_timeout=10, options=SESSION_OPTIONS,
-                               application_name="cdc backfill", **kwargs)
-    except psycopg.OperationalError as exc:
-        raise SourceUnavailable(f"cannot connect to Postgres: {_first_line(exc)}",
-                                hint="check CDC_DATABASE_URL and that the server is up") from exc
+    return connect(conninfo, options=SESSION_OPTIONS, application_name="cdc backfill", **kwargs)
 
 
 def _translate(exc: psycopg.Error) -> CdcError:
-    text = _first_line(exc)
+    text = first_line(exc)
     if isinstance(exc, pgerr.InsufficientPrivilege):
         return SourceMisconfigured(text, hint="the backfill needs the REPLICATION attribute and "
                                               "SELECT on the captured tables (see `cdc setup`)")
@@ -252,6 +248,3 @@ def _translate(exc: psycopg.Error) -> CdcError:
                                  hint="run `cdc backfill --resume` to continue")
     return SourceMisconfigured(f"the backfill query failed: {text}")
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -120,7 +120,8 @@ class StateStore:
     """Reads and writes backfill states in ``<members_collection>_backfills``."""
 
     def __init__(self, settings: Settings, client: firestore.Client | None = None) -> None:
-        self.client = client or firestore.Client(project=settings.require_project())
+        with google_boundary("connecting to Firestore"):
+            self.client = client or firestore.Client(project=settings.require_project())
         self.collection = self.client.collection(f"{settings.members_collection}_backfills")
         self.last_saved: BackfillState | None = None  # a copy, as this process last saved it
 

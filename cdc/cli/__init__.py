@@ -2,7 +2,8 @@
 
 Each command group lives in its own module and is registered here. Errors of
 the project's hierarchy end the command with one line and a hint, never a
-traceback: exit 2 for configuration, 1 for anything else.
+traceback: exit 2 for configuration, 1 for anything else. The line is
+redacted (cdc/redaction.py): no password, kennitala or e-mail address.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cdc.errors import (
     SlotLost,
     SourceMisconfigured,
 )
+from cdc.redaction import redact
 
 # module name -> attribute holding a click command or group
 _COMMANDS = {
@@ -44,7 +46,8 @@ class CdcGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CdcError as exc:
-            click.echo(f"error: {exc.one_line()}", err=True)
+            line = " ".join(redact(exc.one_line()).split())  # one line, whatever it quotes
+            click.echo(f"error: {line}", err=True)
             sys.exit(2 if isinstance(exc, _EXIT_2) else 1)
 
 

@@ -20,8 +20,9 @@ from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.errors import ConfigError, RetryableError
 from cdc.lsn import Lsn
-from cdc.replication.client import connect
+from cdc.redaction import redact
 from cdc.settings import Settings
+from cdc.source_connection import connect
 
 # With no consumer, `--wait` says so within a minute of the command's start (issue #4):
 # the seconds count from the start of publishing (cdc/backfill/wait.py), and pacing
@@ -102,7 +103,7 @@ def _interruptible(store: StateStore) -> Iterator[_Stage]:
         sys.exit(130)
     except RetryableError as exc:
         click.echo("", err=True)
-        click.echo(f"error: {exc.one_line()}", err=True)
+        click.echo(f"error: {redact(exc.one_line())}", err=True)
         click.echo(f"then: {_how_to_go_on(store, stage.waiting)}", err=True)
         sys.exit(1)
     finally:
@@ -209,7 +210,7 @@ def _print_rejected(settings: Settings, rejected: list[dict[str, Any]], total: i
     verb = "would be dead-lettered" if would else f"dead-lettered to {settings.dead_letter_topic}"
     click.echo(f"{total:,} comrades cannot become documents ({verb}, with their child rows):")
     for item in rejected[:10]:
-        click.echo(f"  comrade id {item['id']}: {item['reason']}")
+        click.echo(f"  comrade id {item['id']}: {redact(str(item['reason']))}")
     if total > 10:
         click.echo(f"  ... and {total - 10:,} more (see the dead-letter topic)")
 

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cdc.google_errors import google_boundary
 from cdc.settings import Settings
 from consumers.subscriber import BatchHandler, SubscriberRunner
 
@@ -44,7 +45,8 @@ def firestore(settings: Settings, http_port: int, max_messages: int, workers: in
     from consumers.members.handler import MembersHandler
     from consumers.members.store import MemberApplier
 
-    client = gfirestore.Client(project=settings.require_project())
+    with google_boundary("connecting to Firestore"):
+        client = gfirestore.Client(project=settings.require_project())
     handler = MembersHandler(MemberApplier(FirestoreBackend(client, settings.members_collection)))
     _run("firestore", settings, settings.firestore_subscription, handler, "cdc_members",
          http_port, max_messages, workers)
@@ -60,7 +62,8 @@ def audit(settings: Settings, http_port: int, max_messages: int) -> None:
 
     from consumers.audit.handler import AuditHandler
 
-    client = gfirestore.Client(project=settings.require_project())
+    with google_boundary("connecting to Firestore"):
+        client = gfirestore.Client(project=settings.require_project())
     _run("audit", settings, settings.audit_subscription, AuditHandler(settings, client),
          "cdc_audit", http_port, max_messages)
 

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psycopg
 
 from cdc import stack
 from cdc.errors import ConfigError
 from cdc.provisioning import setup_source
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
+from cdc.source_connection import connect
 
 PROCESSES = (("reader", ("run", "--http-port", "0")),
              ("consume-firestore", ("consume", "firestore", "--http-port", "0")),
@@ -127,7 +127,7 @@ def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
          "DELETE FROM membership_comrade WHERE id = (SELECT id FROM ari)",
          lambda d: "2307993349" not in d),
     ]
-    with psycopg.connect(settings.require_database(), autocommit=True) as conn:
+    with connect(settings.require_database(), autocommit=True) as conn:
         conn.execute("CREATE OR REPLACE TEMP VIEW ari AS "
                      "SELECT id FROM membership_comrade WHERE ssn = '2307993349'")
         for title, statement, done in steps:

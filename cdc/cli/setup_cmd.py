@@ -7,26 +7,13 @@ from __future__ import annotations
 import sys
 
 import click
-from google.auth.exceptions import DefaultCredentialsError
 
 from cdc import provisioning
 from cdc.cli.options import with_settings
-from cdc.errors import ConfigError
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
 
 NOTE = "note: "
-
-
-def pubsub_admin(settings: Settings) -> PubSubAdmin:
-    """The admin client, with missing Google credentials as a one-line error."""
-    try:
-        return PubSubAdmin(settings)
-    except DefaultCredentialsError as exc:
-        raise ConfigError(
-            "no Google credentials for Pub/Sub",
-            hint="run `gcloud auth application-default login`, set "
-                 "GOOGLE_APPLICATION_CREDENTIALS, or set PUBSUB_EMULATOR_HOST") from exc
 
 
 @click.command()
@@ -54,7 +41,7 @@ def setup(settings: Settings, dry_run: bool) -> None:
             click.echo(f"postgres  {action}")
         else:
             click.echo(f"postgres  {verb}: {action}")
-    admin = pubsub_admin(settings)
+    admin = PubSubAdmin(settings)  # no Google credentials: a ConfigError (cdc/google_errors.py)
     sink_actions = admin.planned() if dry_run else admin.ensure_all()
     for action in sink_actions:
         click.echo(f"pubsub    {verb}: {action}")

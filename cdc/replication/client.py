@@ -4,7 +4,8 @@ It is driven at the libpq level (``get_copy_data``/``put_copy_data``), and
 knows nothing about pgoutput: it hands out raw CopyData frames and sends
 standby status updates. Framing is parsed by :mod:`cdc.replication.protocol`.
 
-psycopg errors are translated here into the project's hierarchy.
+psycopg errors are translated here into the project's hierarchy; connecting
+is cdc/source_connection.py's.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 import select
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import errors as pgerr
@@ -22,6 +22,8 @@ from cdc.errors import SlotBusy, SlotLost, SourceMisconfigured, SourceUnavailabl
 from cdc.logs import fields
 from cdc.lsn import Lsn
 from cdc.replication.protocol import standby_status_update
+from cdc.source_connection import connect as connect  # re-exported: the reader and backfill use it
+from cdc.source_connection import first_line
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,6 @@ class SlotInfo:
     wal_status: str | None
     confirmed_flush: Lsn | None
     restart_lsn: Lsn | None
-
-
-def connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
-    """A connection, with connection failures translated."""
-    try:
-        return psycopg.connect(conninfo, connect_timeout=10, **kwargs)
-    except psycopg.OperationalError as exc:
-        raise SourceUnavailable(f"cannot connect to Postgres: {_first_line(exc)}",
-                                hint="check CDC_DATABASE_URL and that the server is up") from exc
 
 
 def read_slot(conninfo: str, slot: str) -> SlotInfo | None:
@@ -120,7 +113,7 @@ class ReplicationSession:
                 return False
             self._pg.consume_input()
         except (OSError, psycopg.Error) as exc:
-            raise SourceUnavailable(f"replication connection lost: {_first_line(exc)}") from exc
+            raise SourceUnavailable(f"replication connection lost: {first_line(exc)}") from exc
         return True
 
     def _stream_ended(self) -> Exception:
@@ -139,7 +132,7 @@ class ReplicationSession:
             self._pg.put_copy_data(frame)
             self._pg.flush()
         except Exception as exc:
-            raise SourceUnavailable(f"cannot send standby status: {_first_line(exc)}") from exc
+            raise SourceUnavailable(f"cannot send standby status: {first_line(exc)}") from exc
 
     def close(self) -> None:
         try:
@@ -149,7 +142,7 @@ class ReplicationSession:
 
 
 def translate_start_error(exc: psycopg.Error, slot: str) -> Exception:
-    text = _first_line(exc)
+    text = first_line(exc)
     if isinstance(exc, pgerr.ObjectInUse):
         return SlotBusy(f"replication slot {slot!r} is active: {text}",
                         hint="another `cdc run` holds it; this one waits in standby")
@@ -163,6 +156,3 @@ def translate_start_error(exc: psycopg.Error, slot: str) -> Exception:
         return SourceMisconfigured(text, hint="grant the role REPLICATION (see sql/setup.sql)")
     return SourceUnavailable(f"cannot start replication: {text}")
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

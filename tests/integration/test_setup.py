@@ -107,19 +107,6 @@ def topic_exists(settings: Settings, name: str) -> bool:
     return True
 
 
-@pytest.fixture
-def role(services: Services, database_url: str) -> Iterator[str]:
-    """A fresh login role with no privileges (dropped afterwards)."""
-    name = f"r_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(services.admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-    with psycopg.connect(services.admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-
-
 def as_role(url: str, role: str) -> str:
     return psycopg.conninfo.make_conninfo(url, user=role)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import DefaultCredentialsError
 
-from cdc.errors import SinkMisconfigured, SinkUnavailable
+from cdc.errors import ConfigError, SinkMisconfigured, SinkUnavailable
 from cdc.google_errors import INDEX_HINT, google_boundary
 
 
@@ -34,3 +35,23 @@ def test_another_failed_precondition_stays_a_plain_permanent_error() -> None:
 def test_an_unavailable_service_is_retryable() -> None:
     with pytest.raises(SinkUnavailable), google_boundary("reading subscription s"):
         raise raised(gexc.ServiceUnavailable, "connection refused")
+
+
+def test_missing_credentials_are_a_config_error_saying_how_to_provide_them() -> None:
+    with pytest.raises(ConfigError) as caught, google_boundary("connecting to Firestore"):
+        raise DefaultCredentialsError(  # type: ignore[no-untyped-call]
+            "Your default credentials were not found. To set up Application Default "
+            "Credentials, see https://x.")
+    line = caught.value.one_line()
+    assert line.startswith("connecting to Firestore: no Google credentials (Your default "
+                           "credentials were not found)")
+    for way in ("GOOGLE_APPLICATION_CREDENTIALS", "gcloud auth application-default login",
+                "PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST"):
+        assert way in line
+
+
+def test_a_multi_line_google_message_becomes_one_line() -> None:
+    with pytest.raises(SinkMisconfigured) as caught, google_boundary("updating a member"):
+        raise raised(gexc.NotFound, 'no entity to update: app: "dev~p"\npath <\n  Element {\n'
+                     '    name: "0101701239"\n  }\n>\n')
+    assert "\n" not in caught.value.one_line()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import orjson
 
@@ -31,3 +32,22 @@ def test_a_kennitala_in_a_structured_field_is_masked_in_the_line() -> None:
     assert line["kennitala"] == "010170-****"
     assert line["lsn"] == "16/B374D848"
     assert line["msg"] == "applied" and line["level"] == "info"
+
+
+def test_a_password_in_a_field_or_a_traceback_never_reaches_the_line() -> None:
+    dsn = 'postgresql://cdc_reader:pa"ss wörd@db.example/members'
+    try:
+        raise ValueError(f"cannot parse {dsn}")
+    except ValueError:
+        record = logging.LogRecord("cdc.test", logging.ERROR, __file__, 1, "failed %s",
+                                   (dsn,), sys.exc_info())
+    for key, value in fields(url=dsn, error=ValueError(dsn)).items():
+        setattr(record, key, value)
+    line = JsonFormatter().format(record)
+    assert 'pa"ss' not in line and "pa\\\"ss" not in line and "wörd" not in line
+    assert orjson.loads(line)["url"] == "postgresql://****@db.example/members"
+
+
+def test_an_event_id_in_a_log_line_is_kept_whole() -> None:
+    assert _render("applied", event="00000016B374D848-0000000003")["event"] == (
+        "00000016B374D848-0000000003")
