@@ -11,7 +11,7 @@ from cdc import event_validation as fast_schema
 from cdc.events import ChangeEvent, schema_problem
 from cdc.lsn import Lsn
 
-COMRADE = {"id": 7, "ssn": "0101701234", "name": "Jón", "reachable": True, "gender": 1}
+COMRADE = {"id": 7, "ssn": "0101701259", "name": "Jón", "reachable": True, "gender": 1}
 
 
 def event(op: str, *, before: dict[str, Any] | None = None,
