@@ -44,13 +44,10 @@ from cdc.settings import Settings
 from consumers.audit import records
 from consumers.audit.handler import MAX_WRITES, AuditHandler
 from consumers.subscriber import Delivery
+from tests.factories import kennitala
 
 PROJECT = "audit-bench"
 COMMIT = "2026-01-02T03:04:05.000000Z"
-
-
-def kennitala(n: int) -> str:
-    return f"{1 + n % 28:02d}{1 + n // 28 % 12:02d}{n % 100:02d}{n % 10_000:04d}"
 
 
 def _comrade(cid: int, name: str) -> dict[str, Any]:

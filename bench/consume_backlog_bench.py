@@ -42,6 +42,7 @@ from consumers.members.handler import MembersHandler  # noqa: E402
 from consumers.members.mapping import Row  # noqa: E402
 from consumers.members.store import MemberApplier  # noqa: E402
 from consumers.subscriber import SubscriberRunner  # noqa: E402
+from tests.factories import kennitala  # noqa: E402
 
 TABLES = ["membership_comrade", "membership_contactinfo", "membership_simpleaddress",
           "communication_email"]
@@ -53,7 +54,7 @@ def snapshot_events(members: int) -> list[ChangeEvent]:
             "part": 1}
     for i in range(1, members + 1):
         rows: list[tuple[str, str, Row]] = [
-            (TABLES[0], "id", {"id": i, "ssn": f"{i:010d}", "name": f"Member {i}",
+            (TABLES[0], "id", {"id": i, "ssn": kennitala(i), "name": f"Member {i}",
                                "birthday": "1980-01-02", "gender": i % 4,
                                "housing_situation": i % 7,
                                "date_joined": "2020-01-01T00:00:00.000000Z",

@@ -47,13 +47,10 @@ from consumers.members.mapping import Row
 from consumers.members.plan import Writes
 from consumers.members.store import Loaded, MemberApplier
 from consumers.subscriber import Delivery
+from tests.factories import kennitala
 
 KEYS = {"membership_comrade": "id", "membership_contactinfo": "comrade_id",
         "communication_email": "id"}
-
-
-def kennitala(n: int) -> str:
-    return f"{1 + n % 28:02d}{1 + (n // 28) % 12:02d}{n // 336 % 100:02d}{n % 100:02d}99"[:10]
 
 
 def backlog(members: int) -> list[ChangeEvent]:
@@ -69,7 +66,7 @@ def backlog(members: int) -> list[ChangeEvent]:
             commit_time="2026-01-01T12:00:00.000000Z"))
 
     def comrade(i: int, name: str) -> Row:
-        return {"id": i, "ssn": f"{i:010d}", "name": name, "birthday": "1980-01-02",
+        return {"id": i, "ssn": kennitala(i), "name": name, "birthday": "1980-01-02",
                 "gender": i % 4, "housing_situation": i % 7,
                 "date_joined": "2020-01-01T00:00:00.000000Z", "reachable": True,
                 "groupable": False}

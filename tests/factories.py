@@ -6,18 +6,18 @@ from typing import Any
 
 import psycopg
 
+from cdc.kennitala import check_digit
+
 
 def kennitala(n: int) -> str:
     """A valid, made-up kennitala, distinct for every ``n`` below 100,800."""
-    weights = (3, 2, 7, 6, 5, 4, 3, 2)
     day, month, year = 1 + n % 28, 1 + (n // 28) % 12, (n // 336) % 100
     century = "980"[(n // 33_600) % 3]
     for serial in range(20, 100):
         first8 = f"{day:02d}{month:02d}{year:02d}{serial:02d}"
-        rest = 11 - sum(int(d) * w for d, w in zip(first8, weights, strict=True)) % 11
-        rest = 0 if rest == 11 else rest
-        if rest != 10:
-            return f"{first8}{rest}{century}"
+        check = check_digit(first8)
+        if check is not None:
+            return f"{first8}{check}{century}"
     raise AssertionError("unreachable")
 
 

@@ -22,7 +22,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from cdc.backfill import orphans
 from cdc.backfill.deadletter import DeadLetters
 from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
-from cdc.backfill.kennitala import DUPLICATE, duplicated, kennitala_problem
+from cdc.backfill.kennitala import DUPLICATE, duplicated
 from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
@@ -39,6 +39,7 @@ from cdc.backfill.state import (
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
 from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.google_errors import google_boundary
+from cdc.kennitala import kennitala_problem
 from cdc.logs import fields
 from cdc.pgoutput.timestamps import iso_utc
 from cdc.publisher import EventPublisher

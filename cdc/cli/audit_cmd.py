@@ -31,7 +31,7 @@ def audit(ctx: click.Context, settings: Settings, kennitala: str | None, since: 
     """Show the audit trail: who changed what, and when (oldest first).
 
     \b
-    cdc audit --kennitala 0101701234 --since 2026-01-01
+    cdc audit --kennitala 0101701259 --since 2026-01-01
     cdc audit --op d --since 30d --json
     """
     if ctx.invoked_subcommand is not None:

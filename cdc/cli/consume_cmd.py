@@ -10,11 +10,8 @@ from cdc.google_errors import google_boundary
 from cdc.settings import Settings
 from consumers.subscriber import BatchHandler, SubscriberRunner
 
-from .options import with_settings
+from .options import http_port_option, with_settings
 
-_HTTP_PORT = click.option(
-    "--http-port", envvar="CDC_HTTP_PORT", type=int, default=8081, show_default=True,
-    show_envvar=True, help="port for /healthz and /metrics (0: any free port)")
 _BATCH = click.option(
     "--max-messages", envvar="CDC_MAX_MESSAGES", type=click.IntRange(1, 1000), default=500,
     show_default=True, show_envvar=True,
@@ -34,7 +31,7 @@ def consume() -> None:
 
 @consume.command()
 @with_settings
-@_HTTP_PORT
+@http_port_option("consume firestore")
 @_BATCH
 @_WORKERS
 def firestore(settings: Settings, http_port: int, max_messages: int, workers: int) -> None:
@@ -54,7 +51,7 @@ def firestore(settings: Settings, http_port: int, max_messages: int, workers: in
 
 @consume.command()
 @with_settings
-@_HTTP_PORT
+@http_port_option("consume audit")
 @_BATCH
 def audit(settings: Settings, http_port: int, max_messages: int) -> None:
     """Write one audit record per change event."""

@@ -27,6 +27,20 @@ _SETTING_OPTIONS: list[tuple[str, str, str, Any]] = [
 ]
 _NAMES = [o[0][2:].replace("-", "_") for o in _SETTING_OPTIONS]
 
+# CDC_HTTP_PORT: one default per long-running command, so that every process
+# starts beside the others on one host with no options (8083 and 8084 are
+# reserved for `cdc consume roster` and `cdc writeback`).
+DEFAULT_HTTP_PORTS = {"run": 8080, "consume firestore": 8081, "consume audit": 8082}
+
+
+def http_port_option(command: str) -> Callable[[F], F]:
+    """``--http-port`` / ``CDC_HTTP_PORT`` with ``command``'s own default."""
+    return click.option(
+        "--http-port", envvar="CDC_HTTP_PORT", type=int, default=DEFAULT_HTTP_PORTS[command],
+        show_default=True, show_envvar=True,
+        help="port for /healthz and /metrics (0: any free port); each command has its "
+             "own default so that `cdc run` and the consumers start side by side")
+
 
 def with_settings(func: F) -> F:
     """Add every setting option to a command and pass ``settings=Settings``."""

@@ -14,15 +14,14 @@ from cdc.provisioning import check_ready, raise_for
 from cdc.reader import Reader, ReaderOptions
 from cdc.settings import Settings
 
-from .options import with_settings
+from .options import http_port_option, with_settings
 
 log = logging.getLogger("cdc.run")
 
 
 @click.command()
 @with_settings
-@click.option("--http-port", envvar="CDC_HTTP_PORT", type=int, default=8080, show_default=True,
-              show_envvar=True, help="port for /healthz and /metrics (0: any free port)")
+@http_port_option("run")
 @click.option("--heartbeat-interval", envvar="CDC_HEARTBEAT_INTERVAL", type=float, default=60.0,
               show_default=True, show_envvar=True,
               help="seconds between heartbeat WAL messages on an idle source (0: off)")

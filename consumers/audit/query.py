@@ -22,6 +22,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from cdc.errors import ConfigError
 from cdc.events import Row
 from cdc.google_errors import google_boundary
+from cdc.kennitala import WRONG_CHECK_DIGIT, kennitala_problem
+from cdc.logs import mask_kennitala
 from cdc.settings import Settings
 from consumers.audit.handler import MAX_WRITES, index_collection
 
@@ -62,9 +64,15 @@ def parse_time(text: str, *, now: datetime, end_of_day: bool = False) -> datetim
 
 
 def normalise_kennitala(text: str) -> str:
+    """The kennitala a user typed (dash optional), judged by the one rule; never echoed whole."""
     value = text.replace("-", "").strip()
-    if not re.fullmatch(r"\d{10}", value):
-        raise ConfigError("--kennitala must be 10 digits", hint="e.g. 0101701234 or 010170-1234")
+    problem = kennitala_problem(value)
+    if problem == WRONG_CHECK_DIGIT:
+        raise ConfigError(f"--kennitala {mask_kennitala(value)} is an {problem}",
+                          hint="check the digits: the 9th is computed from the first eight, "
+                               "e.g. 0101701259 or 010170-1259")
+    if problem is not None:
+        raise ConfigError("--kennitala must be 10 digits", hint="e.g. 0101701259 or 010170-1259")
     return value
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from cdc.events import MEMBER_TABLE, ChangeEvent, Row
+from cdc.kennitala import is_kennitala
 from cdc.lsn import Lsn
 
 BACKFILL_PREFIX = "backfill-"
@@ -36,15 +37,15 @@ def version(event: ChangeEvent) -> str:
 
 
 def row_kennitala(event: ChangeEvent) -> str | None:
-    """The kennitala a comrade row carries (the newest image), else None."""
+    """The kennitala a comrade row carries (the newest image), else None.
+
+    An ``ssn`` that fails the kennitala rule is nobody's kennitala: the record
+    then gets the one in force before it, as a child row's would (docs/audit.md).
+    """
     if event.table != MEMBER_TABLE:
         return None
-    row = event.row or {}
-    value = row.get("ssn")
-    if not isinstance(value, str):
-        return None
-    value = value.replace("-", "").strip()
-    return value or None
+    value = (event.row or {}).get("ssn")
+    return value if is_kennitala(value) else None
 
 
 def changed_columns(event: ChangeEvent) -> list[str]:

@@ -30,13 +30,14 @@ See docs/firestore.md for the document layout and the rules.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
 from cdc.errors import PoisonEvent
 from cdc.events import MEMBER_TABLE, ChangeEvent
+from cdc.kennitala import is_kennitala as is_kennitala  # the one rule; plan.py imports it here
+from cdc.kennitala import kennitala_problem
 from cdc.lsn import Lsn
 
 Row = dict[str, Any]
@@ -60,7 +61,6 @@ PART_OF_TABLE = {
 GENDERS = ("unknown", "male", "female", "other")
 HOUSING = ("unknown", "owner", "rental", "cooperative", "family", "other", "homeless")
 
-_KENNITALA = re.compile(r"^[0-9]{10}$")
 TRUNCATE_REASON = "truncate needs a backfill"
 
 
@@ -85,10 +85,6 @@ def floor_at(lsn: Lsn) -> Version:
     ``-000000001`` sorts below ``0000000000`` as text ('-' < '0').
     """
     return f"{lsn.sortable()}-0-{-1:010d}"
-
-
-def is_kennitala(value: object) -> bool:
-    return isinstance(value, str) and _KENNITALA.match(value) is not None
 
 
 # -- events -> part changes ---------------------------------------------------
@@ -205,8 +201,9 @@ def manifest_of(snapshot: Row | None) -> Row:
 
 def check_comrade_row(row: Row) -> None:
     """PoisonEvent unless the row can become a document (id and timestamps)."""
-    if not is_kennitala(row.get("ssn")):
-        raise PoisonEvent("invalid kennitala: ssn is not 10 digits")
+    problem = kennitala_problem(row.get("ssn"))  # names the rule, never the value
+    if problem is not None:
+        raise PoisonEvent(problem)
     for name in ("birthday", "date_joined"):
         try:
             to_timestamp(row.get(name))

@@ -112,6 +112,17 @@ def test_audit_rejects_a_malformed_kennitala_in_one_line(settings: Settings) -> 
     assert "--kennitala must be 10 digits" in result.output
 
 
+@pytest.mark.parametrize("typed", ["0101701234", "010170-1234"])
+def test_audit_rejects_a_kennitala_with_a_wrong_check_digit_without_echoing_it(
+        settings: Settings, typed: str) -> None:
+    result = CliRunner().invoke(main, ["audit", "--kennitala", typed])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert "010170-**** is an invalid kennitala: wrong check digit" in lines[0]
+    assert "1234" not in lines[0]
+
+
 def test_prune_deletes_only_records_older_than_the_retention(
         settings: Settings, db: firestore.Client) -> None:
     now = datetime.now(UTC)

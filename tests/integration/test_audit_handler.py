@@ -222,6 +222,27 @@ def test_a_changed_kennitala_applies_from_the_change_on(
     assert got[after.id]["kennitala"] == kennitala(109)
 
 
+def test_an_ssn_failing_the_kennitala_rule_keeps_the_kennitala_in_force_before_it(
+        settings: Settings, db: firestore.Client, bus: AuditBus) -> None:
+    handler = AuditHandler(settings, db)
+    good = kennitala(12)
+    typo = good[:8] + str((int(good[8]) + 1) % 10) + good[9]
+    deliver(bus, handler, change("c", "membership_comrade", after=comrade_row(12), lsn=0x100))
+    broken = change("u", "membership_comrade", before=comrade_row(12),
+                    after=comrade_row(12, ssn=typo), lsn=0x200)
+    child = change("u", "membership_simpleaddress", before=address_row(12),
+                   after=address_row(12, city="Akureyri"), lsn=0x300)
+    stranger = change("c", "membership_comrade", after=comrade_row(13, ssn=typo), lsn=0x400)
+    deliver(bus, handler, broken, child, stranger)
+    got = records_of(db, settings)
+    assert got[broken.id]["kennitala"] == good  # filed where the member's document still is
+    assert got[broken.id]["after"] == {"ssn": typo}
+    assert got[child.id]["kennitala"] == good
+    assert got[stranger.id]["kennitala"] is None
+    index = db.collection(index_collection(settings)).document("12").get().to_dict() or {}
+    assert index["kennitala"] == good
+
+
 def test_a_redelivered_event_does_not_duplicate_or_rewrite_its_record(
         settings: Settings, db: firestore.Client, bus: AuditBus) -> None:
     clock = iter([datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)])

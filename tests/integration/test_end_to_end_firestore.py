@@ -103,4 +103,4 @@ def test_a_bulk_update_of_5000_members_and_a_poison_row(
     letters = DeadLetters(settings)
     found = wait_for(lambda: letters.fetch())
     letters.release(found)
-    assert [d.reason for d in found] == ["invalid kennitala: ssn is not 10 digits"]
+    assert [d.reason for d in found] == ["invalid kennitala: not 10 digits"]

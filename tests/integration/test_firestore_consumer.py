@@ -224,6 +224,27 @@ def test_a_poison_event_is_dead_lettered_while_the_others_go_through(
     assert sum(1 for _ in db.collection(pipeline.members_collection).stream()) == 2
 
 
+def test_an_ssn_failing_the_check_digit_is_dead_lettered_and_the_old_document_stays_until_fixed(
+        pipeline: Settings, db: firestore.Client, consumer: SubscriberRunner) -> None:
+    s = Stream(pipeline)
+    s.txn(("c", C, None, comrade(8)))
+    s.flush()
+    wait_for(lambda: member(db, pipeline, 8))
+    typo = kennitala(808)[:8] + str((int(kennitala(808)[8]) + 1) % 10) + kennitala(808)[9]
+    s.txn(("u", C, comrade(8), comrade(8, ssn=typo)))
+    s.flush()
+    letters = DeadLetters(pipeline)
+    found = wait_for(letters.fetch)
+    letters.release(found)
+    assert [d.reason for d in found] == ["invalid kennitala: wrong check digit"]
+    assert not any(typo[:6] in value for value in found[0].attributes.values())
+    assert member(db, pipeline, 8) is not None  # the old document stays ...
+    s.txn(("u", C, comrade(8, ssn=typo), comrade(8, n=809)))  # ... until the row is fixed
+    s.flush()
+    wait_for(lambda: member(db, pipeline, 809) and member(db, pipeline, 8) is None)
+    assert set(members(db, pipeline)) == {kennitala(809)}
+
+
 def test_a_bulk_update_of_5000_members_is_applied(
         pipeline: Settings, db: firestore.Client, consumer: SubscriberRunner) -> None:
     s = Stream(pipeline)

@@ -75,7 +75,7 @@ def test_healthz_is_200_while_streaming_and_metrics_count_events(
     try:
         wait_for(lambda: _get(port, "/healthz")[0] == 200, 30, "a healthy reader")
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("INSERT INTO membership_comrade (ssn, name) VALUES ('0101012019', 'A')")
+            conn.execute("INSERT INTO membership_comrade (ssn, name) VALUES ('0101012049', 'A')")
         Collector(settings).count(1)
         wait_for(lambda: "cdc_events_published_total 1.0" in _get(port, "/metrics")[1], 10,
                  "the metric")
@@ -87,7 +87,7 @@ def test_healthz_is_200_while_streaming_and_metrics_count_events(
         reader.send_signal(signal.SIGTERM)
         assert reader.wait(timeout=60) == 0
     log = reader.stderr.read().decode() if reader.stderr else ""
-    assert "0101012019" not in log
+    assert "0101012049" not in log
 
 
 def test_the_reader_reconnects_after_its_connection_is_killed(
@@ -99,7 +99,7 @@ def test_the_reader_reconnects_after_its_connection_is_killed(
         wait_for(lambda: reader.state == "streaming", 20, "streaming")
         conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
                      "WHERE slot_name = %s", (settings.slot,))
-        conn.execute("INSERT INTO membership_comrade (ssn, name) VALUES ('0101012019', 'A')")
+        conn.execute("INSERT INTO membership_comrade (ssn, name) VALUES ('0101012049', 'A')")
         collector.count(1, timeout=60)
         wait_for(lambda: reader.state == "streaming", 30, "streaming again")
 

@@ -35,7 +35,7 @@ def event(op: str, table: str, row: Row | None = None, before: Row | None = None
         snapshot={"id": "b1"} if op == "r" else None)
 
 
-def comrade_row(cid: int, ssn: str = "0101701239", **over: Any) -> Row:
+def comrade_row(cid: int, ssn: str = "0101701259", **over: Any) -> Row:
     row: Row = {"id": cid, "ssn": ssn, "name": "Jón Jónsson", "birthday": "1970-01-01",
                 "gender": 1, "housing_situation": 2,
                 "date_joined": "2020-05-01T10:00:00.000000Z", "reachable": True,

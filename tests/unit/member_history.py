@@ -9,7 +9,7 @@ from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
 from consumers.members.mapping import Row
 
-KENNITALAS = ("0101701239", "0202702149", "0303703059")
+KENNITALAS = ("0101701259", "0202702179", "0303703099")
 COMRADE, CONTACT, ADDRESS, EMAIL = (
     "membership_comrade", "membership_contactinfo", "membership_simpleaddress",
     "communication_email")

@@ -12,7 +12,7 @@ from consumers.audit import records
 from consumers.audit.records import KnownKennitala
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-COMRADE = {"id": 7, "ssn": "0101701234", "name": "Jón", "reachable": True, "gender": 1}
+COMRADE = {"id": 7, "ssn": "0101701259", "name": "Jón", "reachable": True, "gender": 1}
 
 
 def event(op: str, *, table: str = "membership_comrade", before: dict[str, Any] | None = None,
@@ -30,11 +30,11 @@ def record(ev: ChangeEvent, kennitala: str | None = None) -> dict[str, Any]:
 
 
 def test_an_insert_records_every_column_as_changed_with_no_before() -> None:
-    rec = record(event("c", after=COMRADE), "0101701234")
+    rec = record(event("c", after=COMRADE), "0101701259")
     assert rec["changed"] == list(COMRADE)
     assert rec["before"] is None
     assert rec["after"] == COMRADE
-    assert rec["kennitala"] == "0101701234"
+    assert rec["kennitala"] == "0101701259"
     assert rec["event_id"] == "00000016B374D848-0000000000"
     assert rec["commit_time"] == datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
     assert rec["received_at"] == NOW
@@ -93,11 +93,11 @@ def test_nested_arrays_are_stored_as_json_text() -> None:
     assert rec["after"]["tags"] == ["[1,2]", 3]
 
 
-def test_a_comrade_row_carries_its_kennitala_without_a_dash() -> None:
-    assert records.row_kennitala(event("c", after={**COMRADE, "ssn": "010170-1234"})) == \
-        "0101701234"
-    assert records.row_kennitala(event("d", before=COMRADE)) == "0101701234"
-    assert records.row_kennitala(event("c", after={**COMRADE, "ssn": ""})) is None
+def test_a_comrade_row_carries_its_kennitala_only_when_its_ssn_passes_the_kennitala_rule(
+        ) -> None:
+    assert records.row_kennitala(event("d", before=COMRADE)) == "0101701259"
+    for bad in ("", "010170-1259", "0101701234"):  # dash, wrong check digit
+        assert records.row_kennitala(event("c", after={**COMRADE, "ssn": bad})) is None
     child = event("c", table="communication_email", after={"id": 1, "comrade_id": 7})
     assert records.row_kennitala(child) is None
 
@@ -109,11 +109,11 @@ def test_a_snapshot_read_ranks_below_a_live_change_at_the_same_lsn() -> None:
 
 
 def test_resolution_takes_the_kennitala_in_force_at_the_change() -> None:
-    old = KnownKennitala("0101701234", "A-1-0000000001")
-    new = KnownKennitala("0202702345", "C-1-0000000001")
-    assert records.resolve("B-1-0000000000", [new, old]) == "0101701234"
-    assert records.resolve("D-1-0000000000", [new, old]) == "0202702345"
-    assert records.resolve("0-1-0000000000", [new, old]) == "0101701234"
+    old = KnownKennitala("0101701259", "A-1-0000000001")
+    new = KnownKennitala("0202702339", "C-1-0000000001")
+    assert records.resolve("B-1-0000000000", [new, old]) == "0101701259"
+    assert records.resolve("D-1-0000000000", [new, old]) == "0202702339"
+    assert records.resolve("0-1-0000000000", [new, old]) == "0101701259"
     assert records.resolve("B-1-0000000000", []) is None
 
 

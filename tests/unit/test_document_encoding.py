@@ -67,8 +67,8 @@ def test_document_paths_are_the_ones_the_firestore_client_itself_builds(
     members = client.collection("members")
     nested = client.collection("groups").document("g1").collection("members")
     for collection in (members, nested):
-        assert document_rpc.document_path(client, collection, "0101701234") == \
-            collection.document("0101701234")._document_path
+        assert document_rpc.document_path(client, collection, "0101701259") == \
+            collection.document("0101701259")._document_path
 
 
 def test_the_installed_firestore_client_still_offers_the_internals_the_raw_rpcs_use(
@@ -89,10 +89,10 @@ def test_a_firestore_client_without_those_internals_is_a_clear_permanent_error()
 
 
 def test_writes_are_filled_in_place_with_their_preconditions(client: firestore.Client) -> None:
-    name = "projects/p/databases/(default)/documents/members/0101701234"
+    name = "projects/p/databases/(default)/documents/members/0101701259"
     seen = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
     request = document_rpc.commit_request(client)
-    encoding.replace(request.writes.add(), name, {"kennitala": "0101701234"}, None)
+    encoding.replace(request.writes.add(), name, {"kennitala": "0101701259"}, None)
     encoding.replace(request.writes.add(), name, {"django_id": 7}, seen)
     encoding.delete(request.writes.add(), name, seen)
     create, update, remove = request.writes

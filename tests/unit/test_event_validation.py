@@ -22,7 +22,7 @@ from consumers.members.plan import EventChanges
 from consumers.members.store import MemberApplier
 from tests.unit.member_fakes import FakeBackend
 
-COMRADE = {"id": 7, "ssn": "0101701234", "name": "Jón", "reachable": True, "gender": 1}
+COMRADE = {"id": 7, "ssn": "0101701259", "name": "Jón", "reachable": True, "gender": 1}
 
 
 def event(op: str, *, before: dict[str, Any] | None = None,
