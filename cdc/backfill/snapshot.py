@@ -246,7 +246,8 @@ def _translate(exc: psycopg.Error) -> CdcError:
     if isinstance(exc, pgerr.SyntaxError | pgerr.UndefinedColumn | pgerr.UndefinedTable
                   | pgerr.UndefinedFunction | pgerr.DatatypeMismatch):
         return SourceMisconfigured(f"the backfill query failed: {text}",
-                                   hint="check --where: it is a predicate on membership_comrade")
+                                   hint="check --tables (CDC_TABLES) and that the Django schema "
+                                        "is the one this version knows")
     if isinstance(exc, psycopg.OperationalError):
         return SourceUnavailable(f"Postgres connection lost: {text}",
                                  hint="run `cdc backfill --resume` to continue")
