@@ -26,9 +26,8 @@ from cdc.backfill.kennitala import DUPLICATE, duplicated, kennitala_problem
 from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
-from cdc.backfill.rows import json_row
 from cdc.backfill.scope import Scope
-from cdc.backfill.snapshot import Chunk, SnapshotReader, by_member, children_of
+from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader
 from cdc.backfill.state import (
     ABANDONED,
     PUBLISHED,
@@ -311,7 +310,7 @@ class Backfill:
                 state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:
         """(events of one chunk, the checkpoint after it), resuming at the checkpoint."""
         ckpt = state.checkpoint
-        builder = _EventBuilder(state, reader)
+        builder = _events_of(state, reader)
         read = ckpt.rows_read
         if not ckpt.members_done and (plan.publish_comrade or plan.children):
             for last_id, chunks in reader.member_chunks(plan, ckpt.last_comrade_id):
@@ -409,7 +408,7 @@ class Backfill:
     # -- dry run -------------------------------------------------------------------
     def _dry_run(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
                  pre: Preflight) -> Outcome:
-        builder = _EventBuilder(state, reader)
+        builder = _events_of(state, reader)
         for chunks_done, (last_id, chunks) in enumerate(
                 reader.member_chunks(plan, None), start=1):
             events = builder.events(chunks)
@@ -440,31 +439,10 @@ def _bounded_publisher(settings: Settings) -> Publisher:
     return EventPublisher(settings, max_in_flight=MAX_IN_FLIGHT)
 
 
-class _EventBuilder:
-    """Rows of a chunk -> snapshot events, numbered from the checkpoint's seq."""
-
-    def __init__(self, state: BackfillState, reader: SnapshotReader) -> None:
-        self.lsn = reader.lsn
-        self.commit_time = iso_utc(reader.taken_at)
-        self.snapshot = state.snapshot_field()
-        self.seq = state.checkpoint.next_seq
-
-    def events(self, chunks: list[Chunk]) -> list[ChangeEvent]:
-        out: list[ChangeEvent] = []
-        children = children_of(chunks)
-        for chunk, values in by_member(chunks):
-            table = chunk.table
-            row = json_row(chunk.columns, values)
-            key = {k: row[k] for k in table.key}
-            snapshot = self.snapshot
-            if table.name == MEMBER_TABLE:
-                snapshot = {**snapshot, "children": children.get(row["id"], {})}
-            out.append(ChangeEvent(
-                op="r", schema=table.schema, table=table.name, key=key, before=None,
-                after=row, lsn=self.lsn, seq=self.seq, xid=None,
-                commit_time=self.commit_time, snapshot=snapshot))
-            self.seq += 1
-        return out
+def _events_of(state: BackfillState, reader: SnapshotReader) -> SnapshotEvents:
+    """Rows of a chunk -> this backfill's snapshot events, numbered from the checkpoint."""
+    return SnapshotEvents(state.snapshot_field(), reader.lsn, reader.taken_at,
+                          state.checkpoint.next_seq)
 
 
 class _Emitter:

@@ -55,7 +55,7 @@ def test_the_filters_compose_as_literals_and_all_must_hold() -> None:
 
 
 @given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00",
-                                              blacklist_categories=("Cs",))), min_size=1,
+                                              blacklist_categories=["Cs"])), min_size=1,
                 max_size=4))
 def test_no_kennitala_value_can_close_its_literal(values: list[str]) -> None:
     """Whatever text reaches the scope (the options refuse it before), it stays inside
