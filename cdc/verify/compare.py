@@ -3,8 +3,8 @@
 Two levels:
 
 * the full pass compares 16-byte digests of each document's content (without
-  ``_cdc``; :func:`cdc.backfill.diff.content_digest`), so 100k members cost no
-  more memory than their ids: :func:`candidates`;
+  ``_cdc``; digest.py), so 100k members cost no more memory than their ids:
+  :func:`candidates`;
 * the members that differ there are read again whole, and
   :func:`differences` names the differing field paths (``profile.email``,
   ``django_id``), never the values.

@@ -2,7 +2,7 @@
 
 The full pass lists the collection once (raw protobufs, streamed pages:
 consumers/members/document_rpc.py) and keeps a digest of each document's
-content without ``_cdc``, and the comrade that wrote it. The recheck reads
+content without ``_cdc`` (digest.py), and the comrade that wrote it. The recheck reads
 the few documents that differed, whole.
 """
 
@@ -12,8 +12,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from cdc.backfill.diff import content_digest, stored_content
+from cdc.backfill.diff import stored_content
 from cdc.verify.compare import Stored
+from cdc.verify.digest import stored_digest
 from consumers.members import document_rpc
 
 
@@ -36,8 +37,8 @@ def list_stored(client: Any, collection: Any,
     out: dict[str, Stored] = {}
     for doc in document_rpc.list_documents(client, collection, None,
                                            what="listing member documents to verify"):
-        out[document_rpc.doc_id(doc.name)] = Stored(content_digest(stored_content(doc)),
-                                                    owner_of(doc))
+        kennitala, owner = document_rpc.doc_id(doc.name), owner_of(doc)
+        out[kennitala] = Stored(stored_digest(doc), owner)
         if seen is not None and len(out) % 250 == 0:
             seen(len(out))
     return out

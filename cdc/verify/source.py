@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from cdc.backfill.diff import content_digest, rendered_documents
+from cdc.backfill.diff import rendered_documents
 from cdc.backfill.kennitala import kennitala_problem
 from cdc.backfill.plan import Plan, TablePlan, split_tables
 from cdc.backfill.scope import Scope, id_ranges
@@ -25,6 +25,7 @@ from cdc.errors import ConfigError, SourceUnavailable
 from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.settings import Settings
 from cdc.verify.compare import Expected
+from cdc.verify.digest import expected_digest
 
 RECHECK_BATCH = 2000  # members re-read per query (a literal list of ids or kennitalas)
 
@@ -97,7 +98,7 @@ def expected_digests(reader: SnapshotReader, plan: Plan,
     members = 0
     for _, chunks in reader.member_chunks(plan, None):
         for kennitala, (comrade_id, content) in renderer.documents(chunks):
-            out[kennitala] = Expected(comrade_id, content_digest(content))
+            out[kennitala] = Expected(comrade_id, expected_digest(content))
         members += len(chunks[0].rows)
         read(members)
     for kennitala in renderer.shared:
