@@ -41,7 +41,7 @@ from cdc.backfill.runner import Backfill, BackfillOptions
 from cdc.backfill.scope import Scope, id_ranges
 from cdc.backfill.snapshot import SnapshotReader
 from cdc.backfill.state import StateStore
-from cdc.errors import PermanentError
+from cdc.errors import ConfigError, PermanentError
 from cdc.events import MEMBER_TABLE
 from cdc.logs import fields
 from cdc.settings import Settings
@@ -104,6 +104,14 @@ class Repair:
         return done
 
     def _check(self, unexpected: list[str], scope: Scope) -> None:
+        """Refuse before deleting anything what the backfill would refuse after."""
+        unfinished = StateStore(self.settings, self.client).unfinished() \
+            if not scope.everything else []
+        if unfinished:
+            raise ConfigError(
+                f"backfill {unfinished[0].id} was interrupted: the repair is a backfill too",
+                hint="continue it with `cdc backfill --resume`, or drop it with "
+                     "`cdc backfill --abandon`, then repair")
         guard = orphans.Guard(len(unexpected), self.documents)
         if guard.trips and not self.allow_mass_delete:
             raise RepairRefused(
