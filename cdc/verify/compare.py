@@ -17,7 +17,7 @@ document.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -141,17 +141,3 @@ def same_value(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return not differing_paths(a, b)
     return bool(a == b)
-
-
-@dataclass
-class Tally:
-    """Counts per kind, and the differences themselves."""
-
-    items: list[Difference] = field(default_factory=list)
-
-    def count(self, kind: Kind) -> int:
-        return sum(1 for d in self.items if d.kind == kind)
-
-    @property
-    def equal(self) -> bool:
-        return not self.items
