@@ -9,6 +9,7 @@ the few documents that differed, whole.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -63,6 +64,8 @@ class Listing:
 
     def __init__(self, client: Any, collection: Any) -> None:
         self.count = 0
+        self.started = time.monotonic()
+        self.seconds = 0.0  # how long the listing took, once done
         self._result: dict[str, Stored] = {}
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, args=(client, collection),
@@ -73,6 +76,7 @@ class Listing:
         try:
             self._result = list_stored(client, collection, self._seen)
             self.count = len(self._result)
+            self.seconds = time.monotonic() - self.started
         except BaseException as exc:  # raised again in the caller's thread
             self._error = exc
 

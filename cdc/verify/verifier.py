@@ -55,6 +55,8 @@ class Report:
     settled: Settled | None = None
     repaired: Repaired | None = None
     seconds: float = 0.0
+    postgres_s: float = 0.0  # the full pass: reading and rendering Postgres
+    firestore_s: float = 0.0  # the full pass: listing the documents (at the same time)
 
     @property
     def equal(self) -> bool:
@@ -70,7 +72,8 @@ class Report:
             "members": self.members, "documents": self.documents,
             **{kind: self.count(kind) for kind in KINDS},
             "differences": [d.public() for d in self.differences],
-            "seconds": round(self.seconds, 1)}
+            "seconds": round(self.seconds, 1), "postgres_s": round(self.postgres_s, 1),
+            "firestore_s": round(self.firestore_s, 1)}
         if self.settled is not None:
             body["settle"] = {"slot": self.settled.slot, "rechecks": self.settled.rechecks,
                               "waited_s": round(self.settled.waited_s, 1)}
@@ -109,19 +112,22 @@ class Verifier:
 
     def _full_pass(self) -> Report:
         listing = Listing(self.client, self.collection)
+        started = time.monotonic()
         with open_snapshot(self.settings) as reader:
             plan = member_plan(self.settings, reader)
             total = comrade_count(reader, plan)
             expected = expected_digests(reader, plan,
                                         lambda n: self._show(n, total, listing.count))
             lsn = reader.lsn
+        postgres_s = time.monotonic() - started
         while not listing.done():
             self._show(total, total, listing.count)
             time.sleep(0.1)
         stored = listing.result()
         self.progress.done(f"verify: read {total:,} comrades at LSN {lsn} and "
                            f"{len(stored):,} member documents")
-        return Report(lsn, total, len(expected), len(stored), candidates(expected, stored))
+        return Report(lsn, total, len(expected), len(stored), candidates(expected, stored),
+                      postgres_s=postgres_s, firestore_s=listing.seconds)
 
     def _show(self, read: int, total: int, listed: int) -> None:
         self.progress.show(f"verify: {bar(read, total)} postgres {read:,}/{total:,} comrades, "
