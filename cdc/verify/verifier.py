@@ -111,7 +111,7 @@ class Verifier:
         return report
 
     def _full_pass(self) -> Report:
-        listing = Listing(self.client, self.collection)
+        listing = Listing(self.settings.require_project(), self.settings.members_collection)
         started = time.monotonic()
         with open_snapshot(self.settings) as reader:
             plan = member_plan(self.settings, reader)
