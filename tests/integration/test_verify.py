@@ -127,6 +127,18 @@ def test_after_a_repair_a_second_verify_is_equal(settings: Settings, database_ur
         (f"{ids[1]}-{ids[5]}",)}
 
 
+def test_a_repair_that_would_delete_over_a_tenth_is_refused_before_anything_changes(
+        settings: Settings, database_url: str) -> None:
+    ids = seeded(settings, database_url, 8)
+    spoil(settings, database_url, ids)  # one unexpected document of 8: over 10%
+    Collector(settings).quiet(2)  # the seeding backfill's events
+    refused = cdc(settings, "verify", "--repair", *SETTLE)
+    assert refused.returncode == 2
+    assert "over the 10% guard" in refused.stderr and "--allow-mass-delete" in refused.stderr
+    assert kennitala(500) in {d.id for d in members_of(settings).stream()}
+    assert Collector(settings).quiet(2) == []  # nothing republished either
+
+
 def test_changes_in_flight_are_not_differences(settings: Settings, database_url: str) -> None:
     ids = seeded(settings, database_url, 60)
 
