@@ -6,6 +6,7 @@ resync take them over: nothing stale or departed stays behind.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -84,7 +85,12 @@ def test_a_live_delete_of_a_member_removes_the_old_syncs_document_without_a_back
             conn.execute("DELETE FROM membership_comrade WHERE id = %s", (ids[0],))
         waiting.wait_for(lambda: document(settings, kennitala(0)) is None, 90,
                          "the old sync's document of the deleted member to go")
-    assert document(settings, kennitala(1)) is not None, "another member's document was touched"
+        assert document(settings, kennitala(1)) is not None, "another member's document was touched"
+        unverified = cdc(settings, "verify", "--json", "--settle-timeout", "5")
+    assert unverified.returncode == 1, unverified.stderr[-2000:]
+    report = json.loads(unverified.stdout)
+    assert (report["missing"], report["unexpected"], report["differing"]) == (0, 0, 1)
+    assert "django_id" in report["differences"][0]["fields"]
 
 
 def test_a_live_kennitala_change_moves_the_old_syncs_document_without_a_backfill(
@@ -176,6 +182,8 @@ def test_a_cutover_resync_over_old_sync_documents_with_a_busy_writer_ends_equal_
         assert "deleted 20 orphan documents" in done.stdout
         assert min(writer.counts.values()) > 0, writer.counts
         wait_until_equal(settings, database_url, timeout=180)
+        verified = cdc(settings, "verify", timeout=300)
+        assert verified.returncode == 0, verified.stdout[-2000:] + verified.stderr[-2000:]
     stored = stored_documents(settings)
     assert all(isinstance(d.get("django_id"), int) for d in stored.values()), \
         "an old sync document is left"
