@@ -36,6 +36,23 @@ def test_poison_is_reported_with_its_reason_and_the_rest_of_the_batch_is_applied
     assert outcome.documents_written == 1 and "0101701239" in backend.members
 
 
+def test_documents_firestore_refuses_are_found_by_splitting_and_only_their_events_dead_lettered(
+        ) -> None:
+    backend = FakeBackend(refused_names={"BAD"})
+    rows = [comrade_row(cid, ssn=f"01017{cid:04d}9", name="BAD" if cid in (5, 13) else "ok")
+            for cid in range(1, 21)]
+    batch = [delivery(event("c", "membership_comrade", row, seq=n).to_json(), n)
+             for n, row in enumerate(rows)]
+    outcome = MembersHandler(MemberApplier(backend)).handle(batch)
+    assert [d.message_id for d, _ in outcome.poison] == ["m4", "m12"]
+    assert {r for _, r in outcome.poison} == {
+        "Firestore refused the member document: InvalidArgument (nested arrays)"}
+    assert outcome.done == [d for n, d in enumerate(batch) if n not in (4, 12)]
+    assert sorted(backend.members) == sorted(r["ssn"] for r in rows if r["name"] == "ok")
+    assert outcome.documents_written == 18 and outcome.retry == []
+    assert backend.commits < 18, "good halves are written together, not one by one"
+
+
 class FailingApplier(MemberApplier):
     def apply(self, events: list[EventChanges]) -> Any:
         raise SinkUnavailable("firestore is down")
