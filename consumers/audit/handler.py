@@ -12,7 +12,8 @@ One ``handle(batch)`` call:
    summaries and index entries with ``set``. A batch refused because a record
    already exists is retried without the records that exist;
 4. returns ``done`` only after every write committed (the runner acks then).
-   Transient Firestore faults put the whole batch in ``retry``.
+   Transient Firestore faults put the whole batch in ``retry``: the runner
+   hands it back after a backoff, holding its messages.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from cdc.logs import fields
 from cdc.settings import Settings
 from consumers.audit import records
 from consumers.audit.records import KnownKennitala
+from consumers.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
 from consumers.subscriber import Delivery, Outcome
 
 log = logging.getLogger(__name__)
@@ -192,7 +194,7 @@ class AuditHandler:
         if not refs:
             return stored_index, summaries
         with google_boundary("reading the audit index"):
-            snapshots = list(self.client.get_all(refs))
+            snapshots = list(self.client.get_all(refs, retry=None, timeout=READ_TIMEOUT))
         for snap in snapshots:
             if not snap.exists:
                 continue
@@ -285,7 +287,7 @@ class AuditHandler:
             else:
                 batch.set(write.ref, write.data)
         try:
-            batch.commit()
+            batch.commit(timeout=COMMIT_TIMEOUT)
         except (gexc.AlreadyExists, gexc.InvalidArgument):
             raise
         except (gexc.GoogleAPIError, gexc.RetryError) as exc:
@@ -298,8 +300,9 @@ class AuditHandler:
         """The chunk minus the audit records that already exist (redeliveries)."""
         refs = [w.ref for w in chunk if w.create]
         with google_boundary("reading existing audit records"):
-            existing = {s.reference.path for s in self.client.get_all(refs, field_paths=["op"])
-                        if s.exists}
+            found = self.client.get_all(refs, field_paths=["op"], retry=None,
+                                        timeout=READ_TIMEOUT)
+            existing = {s.reference.path for s in found if s.exists}
         self._skipped += len(existing)
         log.info("skipping audit records already written", extra=fields(count=len(existing)))
         return [w for w in chunk if not (w.create and w.ref.path in existing)]
