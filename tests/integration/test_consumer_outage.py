@@ -2,15 +2,14 @@
 
 The emulators enforce neither dead-letter nor retry policies, so this checks
 what the consumers do: while Firestore is frozen they send no nack, no message
-is delivered again, nothing is dead-lettered, and they stay healthy; after the
-thaw every document is right.
+reaches a third delivery attempt, nothing is dead-lettered, and they stay
+healthy; after the thaw every document is right.
 """
 
 from __future__ import annotations
 
 import signal
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,12 +24,16 @@ from cdc.settings import Settings
 from consumers.audit.handler import AuditHandler
 from consumers.dead_letter import DeadLetters
 from consumers.delivery import Delivery
-from consumers.members.firestore_backend import FirestoreBackend
-from consumers.members.handler import MembersHandler
-from consumers.members.store import MemberApplier
-from consumers.subscriber import BatchHandler, SubscriberRunner
+from consumers.subscriber import SubscriberRunner
 from consumers.subscription_rpc import GrpcSubscription
-from tests.integration.test_firestore_consumer import C, Stream, comrade, members
+from tests.integration.test_firestore_consumer import (
+    C,
+    Stream,
+    comrade,
+    members,
+    members_runner,
+    running,
+)
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -81,19 +84,12 @@ class Watched:
 
 
 @contextmanager
-def running(settings: Settings, subscription: str, handler: BatchHandler, prefix: str,
-            workers: int) -> Iterator[tuple[SubscriberRunner, Watched]]:
-    rpc = Watched(GrpcSubscription(settings.require_project(), subscription))
-    runner = SubscriberRunner(name=prefix, settings=settings, subscription=subscription,
-                              handler=handler, metrics_prefix=prefix, pull_timeout=1.0,
-                              workers=workers, rpc=rpc)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    try:
-        yield runner, rpc
-    finally:
-        runner.stop()
-        thread.join(timeout=120)
+def watched(runner: SubscriberRunner) -> Iterator[tuple[SubscriberRunner, Watched]]:
+    """``runner`` running, its subscription RPCs watched."""
+    assert isinstance(runner.rpc, GrpcSubscription)
+    runner.rpc = spy = Watched(runner.rpc)
+    with running(runner):
+        yield runner, spy
 
 
 def names(db: firestore.Client, settings: Settings) -> dict[int, str]:
@@ -111,14 +107,12 @@ def test_a_frozen_firestore_costs_no_delivery_attempt_and_every_change_lands_aft
     s.flush()
     live_events = MEMBERS
     with ExitStack() as running_now:
-        members_runner, members_rpc = running_now.enter_context(running(
-            settings, settings.firestore_subscription,
-            MembersHandler(MemberApplier(FirestoreBackend(db, settings.members_collection))),
-            "cdc_members", workers=2))
-        audit_runner, audit_rpc = running_now.enter_context(running(
-            settings, settings.audit_subscription, AuditHandler(settings, db), "cdc_audit",
-            workers=1))
-        runners = (members_runner, audit_runner)
+        members, members_rpc = running_now.enter_context(watched(
+            members_runner(settings, db, workers=2)))
+        audit, audit_rpc = running_now.enter_context(watched(SubscriberRunner(
+            name="cdc_audit", settings=settings, subscription=settings.audit_subscription,
+            handler=AuditHandler(settings, db), metrics_prefix="cdc_audit", pull_timeout=1.0)))
+        runners = (members, audit)
         wait_for(lambda: names(db, settings) == final, 120, "the first members")
 
         health: list[tuple[str, tuple[bool, str]]] = []
@@ -145,11 +139,11 @@ def test_a_frozen_firestore_costs_no_delivery_attempt_and_every_change_lands_aft
             "nacked": {"members": len(members_rpc.nacked), "audit": len(audit_rpc.nacked)},
             "delivered again": sum(a > 1 for a in members_rpc.attempts + audit_rpc.attempts),
             "most attempts": most_attempts,
-            "dead-lettered": [r.registry.get_sample_value(f"{r.name}_dead_lettered_total")
-                              for r in runners],
+            "dead-lettered": [members.registry.get_sample_value("cdc_members_dead_lettered_total"),
+                              audit.registry.get_sample_value("cdc_audit_dead_lettered_total")],
             "unhealthy": [(name, check) for name, check in health if not check[0]][:2],
         }
-        retried = members_runner.registry.get_sample_value("cdc_members_transient_retries_total")
+        retried = members.registry.get_sample_value("cdc_members_transient_retries_total")
 
     expected = {"nacked": {"members": 0, "audit": 0}, "dead-lettered": [0.0, 0.0],
                 "unhealthy": []}

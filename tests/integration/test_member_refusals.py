@@ -3,9 +3,6 @@ rest of its batch is written, and the consumer goes on (issue 23, item 5)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -15,12 +12,17 @@ from google.cloud import firestore
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
 from consumers.dead_letter import DeadLetter, DeadLetters
-from consumers.members.firestore_backend import FirestoreBackend
-from consumers.members.handler import MembersHandler
-from consumers.members.store import MemberApplier
-from consumers.subscriber import SubscriberRunner
 from tests.factories import kennitala
-from tests.integration.test_firestore_consumer import AD, C, Stream, address, comrade, member
+from tests.integration.test_firestore_consumer import (
+    AD,
+    C,
+    Stream,
+    address,
+    comrade,
+    member,
+    members_runner,
+    running,
+)
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -42,21 +44,6 @@ REASONS = {
 }
 
 
-@contextmanager
-def running(settings: Settings, db: firestore.Client) -> Iterator[SubscriberRunner]:
-    runner = SubscriberRunner(
-        name="firestore", settings=settings, subscription=settings.firestore_subscription,
-        handler=MembersHandler(MemberApplier(FirestoreBackend(db, settings.members_collection))),
-        metrics_prefix="cdc_members", http_port=0, pull_timeout=1.0)
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    try:
-        yield runner
-    finally:
-        runner.stop()
-        thread.join(timeout=30)
-
-
 def dead_letters(settings: Settings, count: int) -> list[DeadLetter]:
     letters = DeadLetters(settings)
 
@@ -64,7 +51,7 @@ def dead_letters(settings: Settings, count: int) -> list[DeadLetter]:
         found = letters.fetch()
         letters.release(found)
         return found if len(found) >= count else []
-    return wait_for(enough, 90, f"{count} dead letters")  # type: ignore[no-any-return]
+    return wait_for(enough, 240, f"{count} dead letters")  # type: ignore[no-any-return]
 
 
 def test_a_document_firestore_refuses_dead_letters_its_event_and_the_batch_goes_through(
@@ -79,12 +66,13 @@ def test_a_document_firestore_refuses_dead_letters_its_event_and_the_batch_goes_
     s.txn(*[("c", C, None, comrade(n)) for n in good[3:]],
           ("c", AD, None, address(100, 1, city="Akureyri")))
     s.flush()
-    with running(settings, db) as runner:
-        wait_for(lambda: all(member(db, settings, n) for n in good), 90, "the good members")
+    with running(members_runner(settings, db)) as runner:
+        wait_for(lambda: all(member(db, settings, n) for n in good), 240,
+                 "the good members")
         found = dead_letters(settings, len(BAD_ROWS))
         s.txn(("u", C, comrade(2), comrade(2, name="Later")))  # the worker goes on
         s.flush()
-        wait_for(lambda: (member(db, settings, 2) or {})["profile"]["name"] == "Later", 60,
+        wait_for(lambda: (member(db, settings, 2) or {})["profile"]["name"] == "Later", 240,
                  "a change after the refusals")
         assert runner.check() == (True, "ok")
 
