@@ -10,5 +10,5 @@ consumer), their pauses and the runner's backoff stay under those 120 s.
 
 from __future__ import annotations
 
-READ_TIMEOUT = 20.0  # one batched read of up to 500 documents
+READ_TIMEOUT = 15.0  # one batched read of up to 500 documents
 COMMIT_TIMEOUT = 60.0  # one commit of up to 500 writes (the client library's default)
