@@ -93,3 +93,35 @@ def google_boundary(what: str) -> Iterator[None]:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# What Firestore's InvalidArgument says about a write's content, by a phrase of its
+# message (the emulator's and the service's wording) -> a kind that holds no data.
+_REFUSED_CONTENT = (
+    ("array value in an array value", "nested arrays"),
+    ("nested array", "nested arrays"),
+    ("longer than", "a value too long"),
+    ("entity size", "document too large"),
+    ("exceeds the maximum allowed size", "document too large"),
+    ("reserved", "reserved field name"),
+    ("empty string", "empty field name"),
+    ("nested entity", "maps nested too deeply"),
+    ("payload size", "request too large"),
+)
+_REQUEST_TOO_LARGE = "exceeds maximum size"  # the emulator's gRPC limit (ResourceExhausted)
+
+
+def refused_content(exc: BaseException) -> str | None:
+    """What Firestore refused in the content of a write, or None when ``exc`` is no refusal.
+
+    ``"InvalidArgument (nested arrays)"``: the class and a kind taken from a known
+    phrase, never the message itself, which may quote a document name or a field.
+    An InvalidArgument of a commit whose reads succeeded is about what it writes.
+    """
+    if isinstance(exc, gexc.InvalidArgument):
+        text = str(exc.message).lower()
+        kind = next((k for phrase, k in _REFUSED_CONTENT if phrase in text), "unrecognised")
+        return f"InvalidArgument ({kind})"
+    if isinstance(exc, gexc.ResourceExhausted) and _REQUEST_TOO_LARGE in str(exc.message):
+        return "ResourceExhausted (request too large)"
+    return None

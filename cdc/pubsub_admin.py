@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -19,6 +20,13 @@ MAX_DELIVERY_ATTEMPTS = 10
 # A message delivered to a consumer that died comes back after this. The consumers
 # extend what they hold to it every third of it (consumers/pulling.py).
 ACK_DEADLINE_S = 30
+# Redelivery of a nacked or expired message waits this long, doubling from the
+# minimum to the maximum: a consumer that keeps dying (or a bug that keeps
+# nacking) spends its delivery attempts over about an hour, not in a minute.
+# A running consumer spends none during an outage: it holds what it pulled and
+# retries in process (consumers/subscriber.py).
+RETRY_MIN_BACKOFF_S = 10
+RETRY_MAX_BACKOFF_S = 600
 
 
 class PubSubAdmin:
@@ -57,6 +65,7 @@ class PubSubAdmin:
         }
         if dead_letter_topic:
             request["dead_letter_policy"] = self._dead_letter_policy(dead_letter_topic)
+            request["retry_policy"] = RETRY_POLICY
         with google_boundary(f"creating subscription {name}"):
             try:
                 self.subscriber.create_subscription(request=request)
@@ -91,8 +100,10 @@ class PubSubAdmin:
         Subscriptions made before the ack deadline was 30 s have 60 s: what a
         killed consumer held would come back only after that. One made by hand,
         or before the dead-letter policy, would redeliver a poison event
-        forever. Ordering cannot be changed in place: a subscription that lacks
-        it is refused. Returns what was changed now.
+        forever; one without the retry policy redelivers at once, so a
+        consumer that keeps dying spends its ten attempts in a minute. Ordering
+        cannot be changed in place: a subscription that lacks it is refused.
+        Returns what was changed now.
         """
         path = self.subscription_path(name)
         with google_boundary(f"reading subscription {name}"):
@@ -112,6 +123,9 @@ class PubSubAdmin:
             update["dead_letter_policy"] = self._dead_letter_policy(dead_letter_topic)
             changes.append(f"dead-letter policy of subscription {name} set to "
                            f"{MAX_DELIVERY_ATTEMPTS} attempts -> {dead_letter_topic}")
+        if dead_letter_topic and not _has_retry_policy(current):
+            update["retry_policy"] = RETRY_POLICY
+            changes.append(f"retry policy of subscription {name} set to {RETRY_TEXT}")
         if changes:
             self._update(name, update)
         return changes
@@ -141,6 +155,25 @@ class PubSubAdmin:
             f"({MAX_DELIVERY_ATTEMPTS} attempts -> {s.dead_letter_topic})",
             f"create ordered subscription {s.audit_subscription} with dead-letter policy",
             f"create subscription {s.dead_letter_subscription} on {s.dead_letter_topic}",
-            f"give existing subscriptions an ack deadline of {ACK_DEADLINE_S} s and the "
-            "dead-letter policy (if different)",
+            f"give both a retry policy ({RETRY_TEXT})",
+            f"give existing subscriptions an ack deadline of {ACK_DEADLINE_S} s, the "
+            "dead-letter policy and the retry policy (if different)",
         ]
+
+
+RETRY_POLICY = {"minimum_backoff": {"seconds": RETRY_MIN_BACKOFF_S},
+                "maximum_backoff": {"seconds": RETRY_MAX_BACKOFF_S}}
+RETRY_TEXT = f"exponential backoff {RETRY_MIN_BACKOFF_S}-{RETRY_MAX_BACKOFF_S} s"
+
+
+def _has_retry_policy(subscription: Subscription) -> bool:
+    policy = subscription.retry_policy
+    return bool(_seconds(policy.minimum_backoff) == RETRY_MIN_BACKOFF_S
+                and _seconds(policy.maximum_backoff) == RETRY_MAX_BACKOFF_S)
+
+
+def _seconds(value: object) -> float:
+    """A Duration as proto-plus gives it (a timedelta), in seconds; 0 when unset."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return 0.0

@@ -6,8 +6,11 @@ INTERFACE CONTRACT (stable; consumers build on it):
 * ``Outcome``    what a handler decided for each delivery of a batch.
 * ``BatchHandler`` the protocol a consumer implements: ``handle(batch) -> Outcome``.
   It must commit its writes before returning; deliveries in ``done`` are acked
-  after it returns, ``retry`` ones are nacked (redelivered later), ``poison``
-  ones are published to the dead-letter topic with the reason and then acked.
+  after it returns, ``poison`` ones are published to the dead-letter topic with
+  the reason and then acked. ``retry`` ones (a transient fault; a handler may
+  also raise RetryableError for the whole batch) stay leased and are handed to
+  it again after a backoff, so an outage spends no delivery attempt; they are
+  nacked only when the runner stops. Any other exception nacks the batch.
   Handlers must tolerate duplicate and out-of-order deliveries.
 * ``SubscriberRunner`` pulls ahead (unary Pull on a thread of its own, see
   consumers/pulling.py; the RPCs in consumers/subscription_rpc.py), hands
@@ -31,6 +34,7 @@ from cdc.errors import CdcError, PermanentError, RetryableError
 from cdc.health import HealthServer
 from cdc.logs import fields
 from cdc.publisher import Backoff
+from cdc.pubsub_admin import MAX_DELIVERY_ATTEMPTS
 from cdc.settings import Settings
 from consumers.delivery import Delivery
 from consumers.pulling import MAX_BACKOFF_S, Prefetcher
@@ -113,6 +117,20 @@ class RunnerMetrics:
                                 "when the last batch was settled", registry=registry)
         self.held = Gauge(f"{prefix}_messages_held", "messages pulled and not yet settled",
                           registry=registry)
+        self.transient_retries = Counter(
+            f"{prefix}_transient_retries_total",
+            "messages handled again in process after a transient error (no attempt spent)",
+            registry=registry)
+        self.lease_extensions = Counter(
+            f"{prefix}_lease_extensions_total", "ack deadline extensions of held messages",
+            registry=registry)
+        self.redelivered = Counter(
+            f"{prefix}_messages_redelivered_total",
+            "messages pulled again (delivery attempt above 1)", registry=registry)
+        self.last_attempts = Counter(
+            f"{prefix}_forwarded_by_pubsub_total",
+            f"messages nacked on their last delivery attempt ({MAX_DELIVERY_ATTEMPTS}): "
+            "Pub/Sub forwards them to the dead-letter topic", registry=registry)
 
 
 class SubscriberRunner:
@@ -142,7 +160,7 @@ class SubscriberRunner:
         self.registry = CollectorRegistry()
         self.metrics = RunnerMetrics(metrics_prefix, self.registry)
         self.metrics.held.set_function(lambda: self.prefetcher.held())
-        self.prefetcher = Prefetcher(self.pull, self._modify_ids,
+        self.prefetcher = Prefetcher(self.pull, self._extend,
                                      limit=max_messages * (self.workers + 1), name=name)
         self.http_port = http_port
         self.health: HealthServer | None = None
@@ -249,20 +267,52 @@ class SubscriberRunner:
         return len(batch)
 
     def _handle(self, batch: list[Delivery]) -> None:
+        """Handle ``batch`` until every message is settled, or the runner stops.
+
+        What failed for a transient reason is handed to the handler again after
+        this worker's backoff, in this process: the messages stay leased (the
+        prefetcher extends what is held), so an outage spends no delivery
+        attempt and sends nothing to the dead-letter topic. Only a stop hands
+        them back (nack).
+        """
+        pending = batch
+        while True:
+            outcome = self._apply(pending)
+            if outcome is None:
+                return
+            pending = self.settle(outcome)
+            if not pending:
+                self._backoff().reset()
+                return
+            if self._stop.is_set():
+                self.nack(pending)
+                return
+            self.metrics.transient_retries.inc(len(pending))
+            self._sleep_backoff()
+            self._last_turn = time.monotonic()  # backing off is a turn: the worker is alive
+
+    def _apply(self, batch: list[Delivery]) -> Outcome | None:
+        """The handler's outcome; None when it failed unexpectedly (the batch is nacked)."""
         started = time.perf_counter()
         try:
             outcome = self.handler.handle(batch)
+        except RetryableError as exc:
+            log.warning("consumer will retry", extra=fields(consumer=self.name,
+                                                            error=exc.one_line()))
+            return Outcome(retry=list(batch))
         except CdcError:
             self.nack(batch)
             raise
         except Exception:
+            # likely an event the handler cannot digest: each redelivery spends an
+            # attempt, so the subscription's dead-letter policy ends the loop
             log.exception("handler failed; the batch will be redelivered",
                           extra=fields(consumer=self.name, messages=len(batch)))
             self.nack(batch)
             self._sleep_backoff()
-            return
+            return None
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
-        self.settle(outcome)
+        return outcome
 
     def pull(self, most: int, wait: bool = True) -> list[Delivery]:
         """One Pull of up to ``most`` messages (called by the prefetch thread).
@@ -271,16 +321,17 @@ class SubscriberRunner:
         it holds messages, see consumers/pulling.py.
         """
         got = self.rpc.pull(most, wait, self.pull_timeout)
+        self.metrics.redelivered.inc(sum(1 for d in got if d.delivery_attempt > 1))
         if not got and wait:
             self._stop.wait(EMPTY_PULL_PAUSE)
         return got
 
-    def settle(self, outcome: Outcome) -> None:
+    def settle(self, outcome: Outcome) -> list[Delivery]:
+        """Ack what is done, dead-letter the poison; what must be handled again."""
         m = self.metrics
         dead = self.dead_letters.publish(outcome.poison, self.subscription)
         failed = [d for d, _ in outcome.poison if d.message_id not in dead]
         self.ack([*outcome.done, *(d for d, _ in outcome.poison if d.message_id in dead)])
-        self.nack([*outcome.retry, *failed])
         m.batches.inc()
         m.messages.labels("done").inc(len(outcome.done))
         m.messages.labels("retry").inc(len(outcome.retry) + len(failed))
@@ -293,10 +344,7 @@ class SubscriberRunner:
             log.warning("event dead-lettered", extra=fields(
                 consumer=self.name, message_id=delivery.message_id, reason=reason,
                 table=delivery.attributes.get("table"), lsn=delivery.attributes.get("lsn")))
-        if outcome.retry or failed:
-            self._sleep_backoff()
-        else:
-            self._backoff().reset()
+        return [*outcome.retry, *failed]
 
     def ack(self, deliveries: list[Delivery]) -> None:
         """Ack these, and any whose ack failed before; keep them all if this one fails."""
@@ -310,7 +358,15 @@ class SubscriberRunner:
             raise
 
     def nack(self, deliveries: list[Delivery]) -> None:
+        """Hand these back now: each is delivered again, spending one delivery attempt."""
         self._modify_ids([d.ack_id for d in deliveries], 0)
+        self.metrics.last_attempts.inc(
+            sum(1 for d in deliveries if d.delivery_attempt >= MAX_DELIVERY_ATTEMPTS))
+
+    def _extend(self, ack_ids: list[str], seconds: int) -> None:
+        """Keep these leased (called by the prefetcher for what it holds)."""
+        self._modify_ids(ack_ids, seconds)
+        self.metrics.lease_extensions.inc(len(ack_ids))
 
     def _modify_ids(self, ack_ids: list[str], seconds: int) -> None:
         if ack_ids:

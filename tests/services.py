@@ -7,13 +7,17 @@ Started once per test session with the same code as ``cdc stack up``
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from cdc import stack
@@ -97,3 +101,24 @@ def _make_template(services: Services) -> None:
 def stop_services(services: Services) -> None:
     if services.state_dir is not None and services.started:
         stack.stop(services.state_dir, remove=True)
+
+
+@contextlib.contextmanager
+def own_emulator(start: Callable[[Path, int], int], host_variable: str,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """An emulator of the test's own (``stack.start_pubsub`` or ``start_firestore``),
+    so that it can be frozen without touching the shared one; yields its pid.
+
+    ``host_variable`` (``PUBSUB_EMULATOR_HOST`` / ``FIRESTORE_EMULATOR_HOST``) points
+    the clients the test makes from now on at it.
+    """
+    state = Path(tempfile.mkdtemp(prefix="cdc-emulator-"))
+    port = stack.free_port()
+    pid = start(state, port)
+    try:
+        stack.wait_for_port(port, 120, f"an emulator for {host_variable}")
+        monkeypatch.setenv(host_variable, f"127.0.0.1:{port}")
+        yield pid
+    finally:
+        stack.signal_group(pid, signal.SIGCONT)
+        stack.signal_group(pid, signal.SIGKILL)

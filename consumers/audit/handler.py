@@ -8,11 +8,17 @@ One ``handle(batch)`` call:
    index entries it does not have in memory and the backfill summaries the
    batch touches;
 3. writes in Firestore batches of at most 500 writes: audit records with
-   ``create`` (a redelivered event leaves its record untouched), backfill
-   summaries and index entries with ``set``. A batch refused because a record
-   already exists is retried without the records that exist;
+   ``create`` (a redelivered event leaves its record untouched); backfill
+   summaries and index entries guarded by what step 2 read (``create`` when
+   absent, else an update on condition that its ``update_time`` is the one
+   read). A batch refused because a record already exists is retried without
+   the records that exist; one refused because another consumer changed an
+   index entry or a summary since it was read is read and merged again (step
+   2), so consumers side by side never write an older kennitala over a newer
+   one, nor a smaller summary over a larger;
 4. returns ``done`` only after every write committed (the runner acks then).
-   Transient Firestore faults put the whole batch in ``retry``.
+   Transient Firestore faults put the whole batch in ``retry``: the runner
+   hands it back after a backoff, holding its messages.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from cdc.logs import fields
 from cdc.settings import Settings
 from consumers.audit import records
 from consumers.audit.records import KnownKennitala
+from consumers.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
 from consumers.subscriber import Delivery, Outcome
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ log = logging.getLogger(__name__)
 MAX_WRITES = 500
 CACHE_SIZE = 200_000
 _CREATE_RETRIES = 3
+MAX_CONFLICTS = 8  # batches re-read after a guarded write lost to another consumer
 
 
 def index_collection(settings: Settings) -> str:
@@ -49,14 +57,34 @@ def index_collection(settings: Settings) -> str:
     return f"{settings.audit_collection}_comrades"
 
 
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A document as this consumer last read or wrote it.
+
+    ``token`` is its ``update_time``, the precondition of the next write;
+    None when it did not exist. ``value`` the index entry (None when
+    unreadable) or the summary's fields.
+    """
+
+    value: Any
+    token: Any = None
+
+
 @dataclass
 class _Write:
-    """One pending write: ``create`` for audit records, ``set`` otherwise."""
+    """One pending write: audit records are created; the others are guarded by
+    ``token`` (created when None, else updated only if unchanged since)."""
 
     ref: Any
     data: Row
-    create: bool
+    record: bool
     deliveries: list[Delivery] = field(default_factory=list)
+    token: Any = None
+    written_at: Any = None  # its update_time, once committed
+
+
+class _Conflict(Exception):
+    """Another consumer wrote an index entry or summary since this one read it."""
 
 
 class KennitalaCache:
@@ -64,19 +92,22 @@ class KennitalaCache:
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self._items: OrderedDict[int, KnownKennitala] = OrderedDict()
+        self._items: OrderedDict[int, Seen] = OrderedDict()
 
-    def get(self, comrade_id: int) -> KnownKennitala | None:
+    def get(self, comrade_id: int) -> Seen | None:
         item = self._items.get(comrade_id)
         if item is not None:
             self._items.move_to_end(comrade_id)
         return item
 
-    def put(self, comrade_id: int, item: KnownKennitala) -> None:
+    def put(self, comrade_id: int, item: Seen) -> None:
         self._items[comrade_id] = item
         self._items.move_to_end(comrade_id)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
+
+    def drop(self, comrade_id: int) -> None:
+        self._items.pop(comrade_id, None)
 
 
 class AuditHandler:
@@ -150,6 +181,22 @@ class AuditHandler:
 
     # -- storing ------------------------------------------------------------------
     def _store(self, parsed: list[tuple[Delivery, ChangeEvent]]) -> list[tuple[Delivery, str]]:
+        for attempt in range(1, MAX_CONFLICTS + 1):
+            try:
+                return self._store_once(parsed)
+            except _Conflict:
+                for _, event in parsed:
+                    if (cid := event.comrade_id()) is not None:
+                        self.cache.drop(cid)
+                log.info("another audit consumer wrote first, reading the batch again",
+                         extra=fields(events=len(parsed), attempt=attempt))
+        raise SinkUnavailable(
+            f"{MAX_CONFLICTS} conflicts in a row while writing the audit index",
+            hint="are several audit consumers busy with the same members? "
+                 "the batch will be retried")
+
+    def _store_once(self, parsed: list[tuple[Delivery, ChangeEvent]]
+                    ) -> list[tuple[Delivery, str]]:
         now = self.clock()
         by_id: dict[str, tuple[ChangeEvent, list[Delivery]]] = {}
         for delivery, event in parsed:
@@ -164,8 +211,8 @@ class AuditHandler:
         writes += self._summary_writes(reads, seen, stored_summaries, now)
         index_writes, learned = self._index_writes(in_batch, stored_index)
         poisoned = self._commit(writes + index_writes)
-        for cid, known in learned:
-            self.cache.put(cid, known)
+        for cid, known, write, token in learned:
+            self.cache.put(cid, Seen(known, write.written_at if write else token))
         return poisoned
 
     def _batch_mappings(self, events: Iterable[ChangeEvent]) -> dict[int, list[KnownKennitala]]:
@@ -180,30 +227,32 @@ class AuditHandler:
     def _read(self, live: list[tuple[ChangeEvent, list[Delivery]]],
               in_batch: dict[int, list[KnownKennitala]],
               seen: dict[str, records.BackfillSeen],
-              ) -> tuple[dict[int, KnownKennitala], dict[str, Row]]:
-        """Index entries not in memory, and stored backfill summaries, in one get_all."""
+              ) -> tuple[dict[int, Seen], dict[str, Seen]]:
+        """Index entries not in memory, and stored backfill summaries, in one get_all.
+
+        Absent ones are there too, with no token: their writes are creates.
+        """
         wanted = set(in_batch)
         wanted.update(cid for e, _ in live
                       if e.table != MEMBER_TABLE and (cid := e.comrade_id()) is not None)
         stored_index = {cid: m for cid in wanted if (m := self.cache.get(cid)) is not None}
         refs = [self.index.document(str(cid)) for cid in sorted(wanted - set(stored_index))]
         refs += [self.records.document(records.backfill_record_id(s)) for s in seen]
-        summaries: dict[str, Row] = {}
+        summaries: dict[str, Seen] = {}
         if not refs:
             return stored_index, summaries
         with google_boundary("reading the audit index"):
-            snapshots = list(self.client.get_all(refs))
+            snapshots = list(self.client.get_all(refs, retry=None, timeout=READ_TIMEOUT))
         for snap in snapshots:
-            if not snap.exists:
-                continue
             data = snap.to_dict() or {}
+            token = snap.update_time if snap.exists else None
             if snap.reference.parent.id == self.index.id:
-                known = KnownKennitala.from_document(data)
-                if known is not None:
-                    stored_index[int(snap.id)] = known
-                    self.cache.put(int(snap.id), known)
+                entry = Seen(KnownKennitala.from_document(data) if snap.exists else None, token)
+                stored_index[int(snap.id)] = entry
+                if entry.value is not None:
+                    self.cache.put(int(snap.id), entry)
             else:
-                summaries[snap.id] = data
+                summaries[snap.id] = Seen(data if snap.exists else None, token)
         return stored_index, summaries
 
     def _record_writes(self, live: list[tuple[ChangeEvent, list[Delivery]]],
@@ -214,46 +263,53 @@ class AuditHandler:
             cid = event.comrade_id()
             if kennitala is None and cid is not None:
                 candidates = list(in_batch.get(cid, []))
-                if (known := self.cache.get(cid)) is not None:
-                    candidates.append(known)
+                if (known := self.cache.get(cid)) is not None and known.value is not None:
+                    candidates.append(known.value)
                 kennitala = records.resolve(records.version(event), candidates)
             record = records.audit_record(event, kennitala=kennitala, received_at=now)
             writes.append(_Write(self.records.document(event.id), record, True, deliveries))
         return writes
 
     def _summary_writes(self, reads: list[tuple[ChangeEvent, list[Delivery]]],
-                        seen: dict[str, records.BackfillSeen], stored: dict[str, Row],
+                        seen: dict[str, records.BackfillSeen], stored: dict[str, Seen],
                         now: datetime) -> list[_Write]:
         writes = []
         for sid, batch_seen in seen.items():
             doc_id = records.backfill_record_id(sid)
-            summary = records.merge_backfill_summary(stored.get(doc_id), batch_seen,
-                                                     received_at=now)
+            old = stored.get(doc_id, Seen(None))
+            summary = records.merge_backfill_summary(old.value, batch_seen, received_at=now)
             deliveries = [d for e, ds in reads if records.snapshot_id(e) == sid for d in ds]
-            writes.append(_Write(self.records.document(doc_id), summary, False, deliveries))
+            writes.append(_Write(self.records.document(doc_id), summary, False, deliveries,
+                                 token=old.token))
         return writes
 
     def _index_writes(self, in_batch: dict[int, list[KnownKennitala]],
-                      stored: dict[int, KnownKennitala],
-                      ) -> tuple[list[_Write], list[tuple[int, KnownKennitala]]]:
+                      stored: dict[int, Seen],
+                      ) -> tuple[list[_Write], list[tuple[int, KnownKennitala, _Write | None,
+                                                          Any]]]:
         """Remember the newest kennitala of each comrade seen, when it is news.
 
-        Returns the writes and what the cache learns once they are committed.
-        An entry that only moves to a newer version with the same kennitala is
-        not rewritten.
+        Returns the writes and what the cache learns once they are committed:
+        (comrade id, mapping, its write or None, the token it had). An entry
+        that only moves to a newer version with the same kennitala is not
+        rewritten. Each write is guarded by the token read with the entry.
         """
         writes = []
-        learned = []
+        learned: list[tuple[int, KnownKennitala, _Write | None, Any]] = []
         for cid, mappings in in_batch.items():
             newest = max(mappings, key=lambda m: m.version)
-            old = stored.get(cid)
+            seen = stored.get(cid, Seen(None))
+            old: KnownKennitala | None = seen.value
             if old is not None and old.version >= newest.version:
                 continue
-            learned.append((cid, newest))
             if old is not None and (old.kennitala, old.deleted) == (
                     newest.kennitala, newest.deleted):
+                learned.append((cid, newest, None, seen.token))
                 continue
-            writes.append(_Write(self.index.document(str(cid)), newest.to_document(), False))
+            write = _Write(self.index.document(str(cid)), newest.to_document(), False,
+                           token=seen.token)
+            writes.append(write)
+            learned.append((cid, newest, write, seen.token))
         return writes, learned
 
     # -- committing ---------------------------------------------------------------
@@ -280,29 +336,42 @@ class AuditHandler:
             return
         batch = self.client.batch()
         for write in chunk:
-            if write.create:
+            if write.record or write.token is None:
                 batch.create(write.ref, write.data)
             else:
-                batch.set(write.ref, write.data)
+                batch.update(write.ref, write.data,
+                             option=self.client.write_option(last_update_time=write.token))
         try:
-            batch.commit()
+            results = batch.commit(timeout=COMMIT_TIMEOUT)
         except (gexc.AlreadyExists, gexc.InvalidArgument):
             raise
+        except (gexc.FailedPrecondition, gexc.NotFound) as exc:
+            # an update_time guard failed (or the entry was pruned): re-read and merge
+            raise _Conflict() from exc
         except (gexc.GoogleAPIError, gexc.RetryError) as exc:
             raise translate(exc, "writing audit records") from exc
         except TimeoutError as exc:
             raise SinkUnavailable("writing audit records: timed out") from exc
+        for write, result in zip(chunk, results, strict=True):
+            write.written_at = result.update_time
         self._written += len(chunk)
 
     def _without_existing(self, chunk: list[_Write]) -> list[_Write]:
-        """The chunk minus the audit records that already exist (redeliveries)."""
-        refs = [w.ref for w in chunk if w.create]
+        """The chunk minus the audit records that already exist (redeliveries).
+
+        None exist: the document that did was an index entry or summary another
+        consumer created since it was read, a conflict.
+        """
+        refs = [w.ref for w in chunk if w.record]
         with google_boundary("reading existing audit records"):
-            existing = {s.reference.path for s in self.client.get_all(refs, field_paths=["op"])
-                        if s.exists}
+            found = self.client.get_all(refs, field_paths=["op"], retry=None,
+                                        timeout=READ_TIMEOUT)
+            existing = {s.reference.path for s in found if s.exists}
+        if not existing:
+            raise _Conflict()
         self._skipped += len(existing)
         log.info("skipping audit records already written", extra=fields(count=len(existing)))
-        return [w for w in chunk if not (w.create and w.ref.path in existing)]
+        return [w for w in chunk if not (w.record and w.ref.path in existing)]
 
     def _commit_one_by_one(self, chunk: list[_Write]) -> list[tuple[Delivery, str]]:
         """Isolate the documents Firestore refuses; they become poison."""
@@ -310,7 +379,9 @@ class AuditHandler:
         for write in chunk:
             try:
                 self._commit_batch([write])
-            except gexc.AlreadyExists:
+            except gexc.AlreadyExists as exc:
+                if not write.record:
+                    raise _Conflict() from exc
                 continue
             except gexc.InvalidArgument as exc:
                 reason = f"Firestore refused audit record {write.ref.id}: {exc.message}"

@@ -34,6 +34,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cdc.errors import SinkMisconfigured
 from cdc.google_errors import google_boundary, raw_grpc_errors, serialize
+from consumers.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
 
 READ_CHUNK = 500
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -123,7 +124,7 @@ def commit(client: Any, request: Any) -> list[Timestamp]:
     """
     rpc = _rpc(client)
     with raw_grpc_errors():
-        response = rpc.commit(request, metadata=rpc.metadata)
+        response = rpc.commit(request, metadata=rpc.metadata, timeout=COMMIT_TIMEOUT)
     return [Timestamp(seconds=r.update_time.seconds, nanos=r.update_time.nanos)
             for r in response.write_results]
 
@@ -217,7 +218,7 @@ def _retried(call: Callable[[], Any]) -> Any:
 
 
 def _all_of(method: Any, request: Any, metadata: Any) -> Callable[[], list[Any]]:
-    return lambda: list(method(request, metadata=metadata))
+    return lambda: list(method(request, metadata=metadata, timeout=READ_TIMEOUT))
 
 
 def _stream(method: Any, request: Any, metadata: Any) -> Iterator[Any]:

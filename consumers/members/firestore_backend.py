@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from cdc.google_errors import google_boundary
+from cdc.google_errors import google_boundary, refused_content
 from consumers.members import document_rpc, encoding
 from consumers.members.mapping import Row
 from consumers.members.plan import Writes
-from consumers.members.store import Loaded, LruCache, WriteConflict
+from consumers.members.store import DocumentRefused, Loaded, LruCache, WriteConflict
 
 ABSENT = Loaded(None, None)
 
@@ -105,31 +107,46 @@ class FirestoreBackend:
 
     def commit(self, writes: Writes, index: dict[int, Loaded],
                members: dict[str, Loaded]) -> None:
-        request = document_rpc.commit_request(self.client)
-        after: list[tuple[str, Row | None]] = []
-        for cid, body in writes.index.items():
-            name = document_rpc.document_path(self.client, self.index, str(cid))
-            encoding.replace(request.writes.add(), name, body, index[cid].token)
-            after.append((self._index_path(cid), body))
-        for kennitala, doc in writes.members.items():
-            name = document_rpc.document_path(self.client, self.members, kennitala)
-            token = members[kennitala].token
-            if doc is None:
-                encoding.delete(request.writes.add(), name, token)
-            else:
-                encoding.replace(request.writes.add(), name, doc, token)
-            after.append((self._member_path(kennitala), _owner_fields(doc)))
-        try:
-            with google_boundary("writing member documents"):
-                try:
-                    times = document_rpc.commit(self.client, request)
-                except (gexc.FailedPrecondition, gexc.Aborted, gexc.AlreadyExists,
-                        gexc.NotFound) as exc:
-                    raise WriteConflict(str(exc)) from exc
-        except WriteConflict:
-            raise
+        request, after = self._request(writes, index, members)
+        with google_boundary("writing member documents"):
+            try:
+                times = document_rpc.commit(self.client, request)
+            except (gexc.FailedPrecondition, gexc.Aborted, gexc.AlreadyExists,
+                    gexc.NotFound) as exc:
+                raise WriteConflict(str(exc)) from exc
+            except gexc.GoogleAPIError as exc:
+                kind = refused_content(exc)
+                if kind is None:
+                    raise
+                raise DocumentRefused(kind) from exc
         for (path, data), time in zip(after, times, strict=True):
             self.cache.put(path, Loaded(data, time if data is not None else None))
+
+    def _request(self, writes: Writes, index: dict[int, Loaded], members: dict[str, Loaded]
+                 ) -> tuple[Any, list[tuple[str, Row | None]]]:
+        """The CommitRequest, and what the cache keeps of each write once it is done.
+
+        A value no Firestore document can hold (an integer beyond int64) is
+        refused here, before anything is sent.
+        """
+        request = document_rpc.commit_request(self.client)
+        after: list[tuple[str, Row | None]] = []
+        try:
+            for cid, body in writes.index.items():
+                name = document_rpc.document_path(self.client, self.index, str(cid))
+                encoding.replace(request.writes.add(), name, body, index[cid].token)
+                after.append((self._index_path(cid), body))
+            for kennitala, doc in writes.members.items():
+                name = document_rpc.document_path(self.client, self.members, kennitala)
+                token = members[kennitala].token
+                if doc is None:
+                    encoding.delete(request.writes.add(), name, token)
+                else:
+                    encoding.replace(request.writes.add(), name, doc, token)
+                after.append((self._member_path(kennitala), _owner_fields(doc)))
+        except (ValueError, TypeError) as exc:  # their text quotes the value: never pass it on
+            raise DocumentRefused(_unencodable(exc)) from None
+        return request, after
 
     def forget(self, index_ids: set[int], member_ids: set[str]) -> None:
         self.guess.wrong()  # a conflict or an unknown outcome: read before writing again
@@ -137,6 +154,12 @@ class FirestoreBackend:
             self.cache.drop(self._index_path(cid))
         for kennitala in member_ids:
             self.cache.drop(self._member_path(kennitala))
+
+
+def _unencodable(exc: Exception) -> str:
+    if isinstance(exc, ValueError) and "out of range" in str(exc):
+        return "integer beyond int64, refused before sending"
+    return f"{type(exc).__name__}, refused before sending"
 
 
 def _owner_fields(doc: Row | None) -> Row | None:

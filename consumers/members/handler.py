@@ -11,7 +11,7 @@ from cdc.event_validation import parse_event
 from cdc.logs import fields, mask_kennitala
 from consumers.members.mapping import part_changes
 from consumers.members.plan import EventChanges
-from consumers.members.store import ApplyResult, MemberApplier
+from consumers.members.store import ApplyResult, DocumentRefused, MemberApplier
 from consumers.subscriber import Delivery, Outcome
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,14 @@ def decode(delivery: Delivery) -> EventChanges:
         raise PoisonEvent(f"event is not JSON: {exc}") from exc
     event = parse_event(body, delivery.data)  # JSON Schema; fast path for the usual shape
     return EventChanges(delivery, tuple(part_changes(event, event.unchanged_toast)))
+
+
+def refusal_reason(exc: DocumentRefused) -> str:
+    """The dead-letter reason of an event whose member document Firestore refuses.
+
+    The kind only: Firestore's message may name the document (a kennitala).
+    """
+    return f"Firestore refused the member document: {exc.kind}"
 
 
 def chunks(events: list[EventChanges], limit: int) -> list[list[EventChanges]]:
@@ -63,15 +71,35 @@ class MembersHandler:
                 decoded.append(decode(delivery))
             except PoisonEvent as exc:
                 outcome.poison.append((delivery, str(exc)))
+        refused: list[Delivery] = []
         try:
             for chunk in chunks(decoded, self.members_per_commit):
-                self._account(self.applier.apply(chunk), outcome)
+                self._apply(chunk, outcome, refused)
         except RetryableError as exc:
             log.warning("member documents not written, the batch will be redelivered",
                         extra=fields(error=exc.one_line(), messages=len(batch)))
             return Outcome(retry=list(batch))
-        outcome.done = [ev.tag for ev in decoded]
+        outcome.done = [ev.tag for ev in decoded if ev.tag not in refused]
         return outcome
+
+    def _apply(self, events: list[EventChanges], outcome: Outcome,
+               refused: list[Delivery]) -> None:
+        """Apply ``events``; when Firestore refuses a document, split them until the
+        events that make refused documents are alone, and make those poison.
+
+        Nothing of a refused commit was written, and events apply by version in
+        any grouping, so the halves are applied as if the batch had come so.
+        """
+        try:
+            self._account(self.applier.apply(events), outcome)
+        except DocumentRefused as exc:
+            if len(events) > 1:
+                half = len(events) // 2
+                self._apply(events[:half], outcome, refused)
+                self._apply(events[half:], outcome, refused)
+                return
+            refused.append(events[0].tag)
+            outcome.poison.append((events[0].tag, refusal_reason(exc)))
 
     def _account(self, result: ApplyResult, outcome: Outcome) -> None:
         outcome.documents_written += result.documents_written

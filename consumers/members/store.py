@@ -39,6 +39,19 @@ class WriteConflict(Exception):
     """A precondition failed: somebody else wrote one of the documents."""
 
 
+class DocumentRefused(Exception):
+    """Firestore will not store a document of the commit: something in it, not an outage.
+
+    ``kind`` says what, without any value of the document (``"InvalidArgument
+    (nested arrays)"``). Nothing of the commit was written; the handler splits
+    the batch to find the event that makes the document.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
 class DocumentBackend(Protocol):
     """Where index and member documents live (Firestore, or a fake in tests)."""
 
@@ -47,7 +60,10 @@ class DocumentBackend(Protocol):
 
     def commit(self, writes: Writes, index: dict[int, Loaded],
                members: dict[str, Loaded]) -> None:
-        """Write atomically with preconditions from the loaded tokens, or raise WriteConflict."""
+        """Write atomically with preconditions from the loaded tokens.
+
+        Raises WriteConflict when a precondition failed, DocumentRefused when a
+        document cannot be stored."""
         ...
 
     def forget(self, index_ids: set[int], member_ids: set[str]) -> None:

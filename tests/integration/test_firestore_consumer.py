@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -104,17 +105,31 @@ def db(pipeline: Settings) -> firestore.Client:
     return firestore.Client(project=pipeline.project)
 
 
-@pytest.fixture
-def consumer(pipeline: Settings, db: firestore.Client) -> Iterator[SubscriberRunner]:
-    runner = SubscriberRunner(
-        name="firestore", settings=pipeline, subscription=pipeline.firestore_subscription,
-        handler=MembersHandler(MemberApplier(FirestoreBackend(db, pipeline.members_collection))),
-        metrics_prefix="cdc_members", http_port=0, pull_timeout=1.0)
+def members_runner(settings: Settings, db: firestore.Client, **options: Any
+                   ) -> SubscriberRunner:
+    """The runner ``cdc consume firestore`` builds (``options``: more of its arguments)."""
+    return SubscriberRunner(
+        name="firestore", settings=settings, subscription=settings.firestore_subscription,
+        handler=MembersHandler(MemberApplier(FirestoreBackend(db, settings.members_collection))),
+        metrics_prefix="cdc_members", http_port=0, pull_timeout=1.0, **options)
+
+
+@contextmanager
+def running(runner: SubscriberRunner) -> Iterator[SubscriberRunner]:
+    """``runner`` in a thread of its own until the block ends."""
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
-    yield runner
-    runner.stop()
-    thread.join(timeout=30)
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        thread.join(timeout=60)
+
+
+@pytest.fixture
+def consumer(pipeline: Settings, db: firestore.Client) -> Iterator[SubscriberRunner]:
+    with running(members_runner(pipeline, db)) as runner:
+        yield runner
 
 
 def member(db: firestore.Client, settings: Settings, n: int) -> dict[str, Any] | None:

@@ -196,6 +196,31 @@ def test_setup_gives_an_existing_subscription_its_dead_letter_policy(
     assert "nothing to do" in cdc(settings, "setup").stdout
 
 
+def test_setup_gives_the_consumer_subscriptions_a_retry_policy_also_when_they_exist(
+        settings: Settings) -> None:
+    assert cdc(settings, "setup").exit_code == 0
+    subscriber = pubsub_v1.SubscriberClient()
+    project = settings.require_project()
+    paths = [subscriber.subscription_path(project, name)
+             for name in (settings.firestore_subscription, settings.audit_subscription)]
+    backoffs = {(p.minimum_backoff.total_seconds(), p.maximum_backoff.total_seconds())
+                for p in (subscriber.get_subscription(subscription=path).retry_policy
+                          for path in paths)}
+    assert backoffs == {(10, 600)}
+    subscriber.update_subscription(request={  # as made before: redelivered at once
+        "subscription": {"name": paths[1], "retry_policy": None},
+        "update_mask": {"paths": ["retry_policy"]}})
+
+    again = cdc(settings, "setup")
+
+    assert again.exit_code == 0, again.output
+    assert f"retry policy of subscription {settings.audit_subscription} set to exponential " \
+        "backoff 10-600 s" in again.stdout
+    policy = subscriber.get_subscription(subscription=paths[1]).retry_policy
+    assert policy.maximum_backoff.total_seconds() == 600
+    assert "nothing to do" in cdc(settings, "setup").stdout
+
+
 def test_setup_refuses_an_existing_members_subscription_without_ordering(
         settings: Settings) -> None:
     assert cdc(settings, "setup").exit_code == 0

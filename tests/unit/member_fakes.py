@@ -10,7 +10,7 @@ from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
 from consumers.members.mapping import Row
 from consumers.members.plan import Writes
-from consumers.members.store import Loaded, WriteConflict
+from consumers.members.store import DocumentRefused, Loaded, WriteConflict
 
 TABLE_KEYS = {
     "membership_comrade": "id",
@@ -54,6 +54,7 @@ class FakeBackend:
     clock: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     commits: int = 0
     conflict_next: int = 0  # make the next N commits fail as if someone else wrote
+    refused_names: set[str] = field(default_factory=set)  # Firestore refuses these documents
 
     def load(self, index_ids: set[int], member_ids: set[str]) -> tuple[
             dict[int, Loaded], dict[str, Loaded]]:
@@ -67,6 +68,9 @@ class FakeBackend:
         if self.conflict_next:
             self.conflict_next -= 1
             raise WriteConflict("simulated")
+        if any(doc is not None and doc["profile"]["name"] in self.refused_names
+               for doc in writes.members.values()):
+            raise DocumentRefused("InvalidArgument (nested arrays)")
         for cid in writes.index:
             self._check(f"i/{cid}", index[cid])
         for k in writes.members:

@@ -7,7 +7,7 @@ from google.api_core import exceptions as gexc
 from google.auth.exceptions import DefaultCredentialsError
 
 from cdc.errors import ConfigError, SinkMisconfigured, SinkUnavailable
-from cdc.google_errors import INDEX_HINT, google_boundary
+from cdc.google_errors import INDEX_HINT, google_boundary, refused_content
 
 
 def raised(kind: type[gexc.GoogleAPICallError], message: str) -> gexc.GoogleAPICallError:
@@ -55,3 +55,27 @@ def test_a_multi_line_google_message_becomes_one_line() -> None:
         raise raised(gexc.NotFound, 'no entity to update: app: "dev~p"\npath <\n  Element {\n'
                      '    name: "0101701239"\n  }\n>\n')
     assert "\n" not in caught.value.one_line()
+
+
+@pytest.mark.parametrize(("kind", "message", "expected"), [
+    (gexc.InvalidArgument, "Cannot convert an array value in an array value.",
+     "InvalidArgument (nested arrays)"),
+    (gexc.InvalidArgument, "Document 'projects/p/databases/(default)/documents/members/"
+     "0101701239' cannot be written because its size (1,200,000 bytes) exceeds the maximum "
+     "allowed size of 1,048,576 bytes.", "InvalidArgument (document too large)"),
+    (gexc.InvalidArgument, 'The value of property "name" is longer than 1048487 bytes.',
+     "InvalidArgument (a value too long)"),
+    (gexc.InvalidArgument, "something new about 0101701239", "InvalidArgument (unrecognised)"),
+    (gexc.ResourceExhausted, "gRPC message exceeds maximum size 4194304: 5000000",
+     "ResourceExhausted (request too large)"),
+])
+def test_what_firestore_refuses_in_a_write_is_named_without_its_message(
+        kind: type[gexc.GoogleAPICallError], message: str, expected: str) -> None:
+    assert refused_content(raised(kind, message)) == expected
+
+
+@pytest.mark.parametrize("kind", [gexc.ServiceUnavailable, gexc.ResourceExhausted,
+                                  gexc.PermissionDenied])
+def test_an_outage_a_quota_or_a_refused_login_is_no_refused_content(
+        kind: type[gexc.GoogleAPICallError]) -> None:
+    assert refused_content(raised(kind, "quota exceeded")) is None

@@ -11,11 +11,13 @@ import pytest
 
 from cdc.errors import SinkUnavailable
 from cdc.settings import Settings
+from consumers import pulling
 from consumers.members.handler import MembersHandler, chunks
 from consumers.members.mapping import part_changes
 from consumers.members.plan import EventChanges
 from consumers.members.store import MemberApplier
 from consumers.subscriber import Delivery, Outcome, SubscriberRunner
+from tests.factories import kennitala
 from tests.unit.member_fakes import FakeBackend, comrade_row, event
 
 
@@ -34,6 +36,23 @@ def test_poison_is_reported_with_its_reason_and_the_rest_of_the_batch_is_applied
     assert [(d, r.split(":")[0]) for d, r in outcome.poison] == [
         (bad, "invalid kennitala"), (junk, "event is not JSON")]
     assert outcome.documents_written == 1 and "0101701259" in backend.members
+
+
+def test_documents_firestore_refuses_are_found_by_splitting_and_only_their_events_dead_lettered(
+        ) -> None:
+    backend = FakeBackend(refused_names={"BAD"})
+    rows = [comrade_row(cid, ssn=kennitala(cid), name="BAD" if cid in (5, 13) else "ok")
+            for cid in range(1, 21)]
+    batch = [delivery(event("c", "membership_comrade", row, seq=n).to_json(), n)
+             for n, row in enumerate(rows)]
+    outcome = MembersHandler(MemberApplier(backend)).handle(batch)
+    assert [d.message_id for d, _ in outcome.poison] == ["m4", "m12"]
+    assert {r for _, r in outcome.poison} == {
+        "Firestore refused the member document: InvalidArgument (nested arrays)"}
+    assert outcome.done == [d for n, d in enumerate(batch) if n not in (4, 12)]
+    assert sorted(backend.members) == sorted(r["ssn"] for r in rows if r["name"] == "ok")
+    assert outcome.documents_written == 18 and outcome.retry == []
+    assert backend.commits < 18, "good halves are written together, not one by one"
 
 
 class FailingApplier(MemberApplier):
@@ -93,21 +112,31 @@ class FakePublisher:
 
 
 class ScriptedHandler:
+    """First call: one done, one to retry, one poison; then everything is done."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
     def handle(self, batch: list[Delivery]) -> Outcome:
+        self.calls.append([d.ack_id for d in batch])
+        if len(self.calls) > 1:
+            return Outcome(done=list(batch))
         return Outcome(done=[batch[0]], retry=[batch[1]], poison=[(batch[2], "bad kennitala")],
                        documents_written=1, skipped_stale=0)
 
 
-def test_the_runner_acks_done_nacks_retry_and_dead_letters_poison_before_acking_it() -> None:
+def test_the_runner_acks_done_retries_in_process_and_dead_letters_poison_before_acking_it(
+        ) -> None:
     batch = [delivery(b"{}", n) for n in range(3)]
-    sub, pub = FakeSubscription([batch]), FakePublisher()
+    sub, pub, handler = FakeSubscription([batch]), FakePublisher(), ScriptedHandler()
     runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
-                              subscription="changes-firestore", handler=ScriptedHandler(),
+                              subscription="changes-firestore", handler=handler,
                               metrics_prefix="t", rpc=sub, publisher=pub,
                               max_backoff=0.0)
     assert runner.run_once() == 3
     runner.close()
-    assert sub.acked == ["ack0", "ack2"] and sub.nacked == ["ack1"]
+    assert handler.calls == [["ack0", "ack1", "ack2"], ["ack1"]]
+    assert sub.acked == ["ack0", "ack2", "ack1"] and sub.nacked == []
     [(topic, data, attrs)] = pub.published
     assert topic == "projects/p/topics/changes-dead-letter" and data == b"{}"
     assert attrs["reason"] == "bad kennitala"
@@ -115,6 +144,7 @@ def test_the_runner_acks_done_nacks_retry_and_dead_letters_poison_before_acking_
     assert attrs["table"] == "membership_comrade" and attrs["original_ordering_key"] == "member-1"
     assert runner.registry.get_sample_value("t_dead_lettered_total") == 1
     assert runner.registry.get_sample_value("t_documents_written_total") == 1
+    assert runner.registry.get_sample_value("t_transient_retries_total") == 1
 
 
 class AckAll:
@@ -210,3 +240,86 @@ def test_each_worker_backs_off_on_its_own_failures_not_on_the_others() -> None:
     for worker in workers:
         worker.join()
     assert sorted(waits) == [0.5, 0.5, 0.5, 1.0, 1.0, 1.0]
+
+
+class DownFor:
+    """A handler whose store is unavailable for its first ``failures`` calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def handle(self, batch: list[Delivery]) -> Outcome:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise SinkUnavailable("writing member documents: DeadlineExceeded")
+        return Outcome(done=list(batch))
+
+
+class LeaseWatch(FakeSubscription):
+    def __init__(self, batches: list[list[Delivery]]) -> None:
+        super().__init__(batches)
+        self.extended: list[str] = []
+
+    def modify_ack_deadline(self, ack_ids: list[str], seconds: int) -> None:
+        super().modify_ack_deadline(ack_ids, seconds)
+        if seconds:
+            self.extended += ack_ids
+
+
+def test_an_outage_keeps_the_batch_leased_and_retries_it_in_process_without_a_nack(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pulling, "LEASE_EVERY", 0.02)
+    batch = [delivery(b"{}", n) for n in range(3)]
+    sub, handler = LeaseWatch([batch]), DownFor(failures=6)
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=handler,
+                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
+                              max_backoff=0.05)
+    assert runner.run_once() == 3
+    runner.close()
+    assert handler.calls == 7
+    assert sub.nacked == [] and sorted(sub.acked) == ["ack0", "ack1", "ack2"]
+    assert set(sub.extended) == {"ack0", "ack1", "ack2"}, "held while retrying"
+    assert runner.registry.get_sample_value("t_transient_retries_total") == 18
+    assert runner.registry.get_sample_value("t_lease_extensions_total") == len(sub.extended)
+
+
+def test_a_runner_stopped_during_an_outage_hands_the_batch_back() -> None:
+    batch = [delivery(b"{}", n) for n in range(2)]
+    sub = FakeSubscription([batch])
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=DownFor(failures=10**9),
+                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
+                              max_backoff=0.01)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not runner.registry.get_sample_value("t_transient_retries_total") and \
+            time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert sorted(sub.nacked) == ["ack0", "ack1"] and sub.acked == []
+    assert runner.check()[0], "an outage is no reason to restart the consumer"
+
+
+class Explodes:
+    def handle(self, batch: list[Delivery]) -> Outcome:
+        raise KeyError("a bug an event triggers")
+
+
+def test_an_unexpected_handler_error_nacks_so_the_dead_letter_policy_can_end_it() -> None:
+    last = Delivery("ack9", "m9", b"{}", {}, "member-1", 10, None)
+    sub = FakeSubscription([[delivery(b"{}", 1), last]])
+    runner = SubscriberRunner(name="t", settings=Settings(project="p", topic="changes"),
+                              subscription="changes-firestore", handler=Explodes(),
+                              metrics_prefix="t", rpc=sub, publisher=FakePublisher(),
+                              max_backoff=0.0)
+    runner.run_once()
+    runner.close()
+    assert sub.nacked == ["ack1", "ack9"]
+    assert runner.registry.get_sample_value("t_forwarded_by_pubsub_total") == 1
+    assert runner.registry.get_sample_value("t_messages_redelivered_total") == 1
+
