@@ -94,7 +94,7 @@ def test_the_database_password_reaches_the_reader_as_a_credential_never_in_a_uni
         text = unit.read_text()
         assert not re.search(r"PGPASSWORD|postgres(ql)?://[^@\s]*:[^@\s]*@", text), unit.name
     example = (SYSTEMD / "cdc.env.example").read_text()
-    url = re.search(r"^CDC_DATABASE_URL=(\S+)$", example, re.MULTILINE)
+    url = re.search(r'^CDC_DATABASE_URL="(\S+)"$', example, re.MULTILINE)
     assert url is not None
     assert "sslmode=verify-full" in url.group(1)
     assert re.match(r"postgresql://[^:@]+@", url.group(1)), "no password in the URL"
