@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy.unit_verification import verify_units
+
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "deploy.md"
 
@@ -66,3 +68,17 @@ def test_the_index_script_makes_one_gcloud_command_per_index() -> None:
     assert "--field-config=field-path=kennitala,order=ascending" in creates[0]
     assert sorted(u.split()[5] for u in updates) == ["after", "before"]
     assert len(commands) == len(creates) + len(updates)
+
+
+def test_the_exporter_units_the_guide_writes_pass_systemd_analyze_verify(
+        tmp_path: Path) -> None:
+    units = dict(re.findall(r"cat > dist/([\w-]+\.service) <<UNIT\n(.*?\n)UNIT\n",
+                            GUIDE.read_text(), re.DOTALL))
+    assert sorted(units) == ["postgres-exporter.service", "stackdriver-exporter.service"]
+    values = {"$DB_HOST": "db.example.org", "$DB_NAME": "members", "$PROJECT": "my-project"}
+    for name, text in units.items():
+        for variable, value in values.items():
+            text = text.replace(variable, value)
+        assert "$" not in text, name
+        units[name] = text
+    assert verify_units(tmp_path, units, sorted(units)) == ""
