@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shlex
 import socket
-import subprocess
 from pathlib import Path
 
 import click
@@ -18,9 +17,10 @@ import click
 from cdc import stack as local_stack
 from cdc.errors import ConfigError
 
+DEFAULT_DIR = Path(".cdc-stack")
 _DIR_OPTION = click.option(
     "--dir", "state_dir", type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".cdc-stack"), show_default=True, envvar="CDC_STACK_DIR",
+    default=DEFAULT_DIR, show_default=True, envvar="CDC_STACK_DIR",
     help="where the stack keeps its data, logs and ports")
 
 
@@ -43,15 +43,11 @@ def up(state_dir: Path) -> None:
         try:
             info = local_stack.start(state_dir)
             local_stack.run_sql_file(info.database_url, "schema.sql")
-        except (ConfigError, subprocess.CalledProcessError) as exc:
+        except ConfigError:
             local_stack.stop(state_dir)  # do not leave half a stack running
-            if isinstance(exc, ConfigError):
-                raise
-            raise ConfigError(f"starting the stack failed: {shlex.join(exc.cmd)} exited "
-                              f"{exc.returncode}",
-                              hint=f"look at the logs in {state_dir}") from exc
-        click.echo(f"loaded schema.sql; stop it with `cdc stack down --dir "
-                   f"{shlex.quote(str(state_dir))}`", err=True)
+            raise
+        click.echo(f"loaded schema.sql; stop it with `cdc stack down{_dir_arg(state_dir)}`",
+                   err=True)
     _print_exports(info.env())
 
 
@@ -77,6 +73,13 @@ def env(state_dir: Path) -> None:
         raise ConfigError(f"no stack is running in {state_dir}",
                           hint="start one with `cdc stack up` (or pass --dir)")
     _print_exports(info.env())
+
+
+def _dir_arg(state_dir: Path) -> str:
+    """`` --dir X`` when ``state_dir`` is not the default (for hints to copy)."""
+    if state_dir.resolve() == DEFAULT_DIR.resolve():
+        return ""
+    return f" --dir {shlex.quote(str(state_dir))}"
 
 
 def _answers(info: local_stack.StackInfo) -> bool:
