@@ -46,7 +46,7 @@ def parse_tables(text: str | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of DESIGN.md, validated."""
+    """Every setting of the README's settings table, validated."""
 
     database_url: str | None = None
     project: str | None = None
