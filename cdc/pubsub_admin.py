@@ -9,6 +9,7 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import Subscription
 
 from cdc.errors import SinkMisconfigured
+from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
 from cdc.logs import fields
 from cdc.settings import Settings
@@ -41,7 +42,7 @@ class PubSubAdmin:
         """True when it was created now."""
         with google_boundary(f"creating topic {name}"):
             try:
-                self.publisher.create_topic(name=self.topic_path(name))
+                self.publisher.create_topic(name=self.topic_path(name), **call_options())
             except gexc.AlreadyExists:
                 return False
         log.info("created topic", extra=fields(topic=name))
@@ -59,7 +60,7 @@ class PubSubAdmin:
             request["dead_letter_policy"] = self._dead_letter_policy(dead_letter_topic)
         with google_boundary(f"creating subscription {name}"):
             try:
-                self.subscriber.create_subscription(request=request)
+                self.subscriber.create_subscription(request=request, **call_options())
             except gexc.AlreadyExists:
                 return False
         log.info("created subscription", extra=fields(subscription=name, ordered=ordered))
@@ -96,7 +97,7 @@ class PubSubAdmin:
         """
         path = self.subscription_path(name)
         with google_boundary(f"reading subscription {name}"):
-            current = self.subscriber.get_subscription(subscription=path)
+            current = self.subscriber.get_subscription(subscription=path, **call_options())
         if ordered and not current.enable_message_ordering:
             raise SinkMisconfigured(
                 f"subscription {name} exists without message ordering",
@@ -120,7 +121,8 @@ class PubSubAdmin:
         paths = [field for field in subscription if field != "name"]
         with google_boundary(f"updating subscription {name}"):
             self.subscriber.update_subscription(request={
-                "subscription": subscription, "update_mask": {"paths": paths}})
+                "subscription": subscription, "update_mask": {"paths": paths}},
+                **call_options())
         log.info("updated subscription", extra=fields(subscription=name, fields=paths))
 
     def _dead_letter_policy(self, dead_letter_topic: str) -> dict[str, object]:

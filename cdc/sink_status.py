@@ -17,13 +17,13 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.errors import CdcError, SinkUnavailable
+from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
 from cdc.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_PEEK_LIMIT = 1000
-_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ def last_event_time(settings: Settings) -> Probe:
         query = (client.collection(settings.audit_collection)
                  .order_by("commit_time", direction=firestore.Query.DESCENDING).limit(1))
         with google_boundary(f"reading the newest record of {settings.audit_collection}"):
-            docs = list(query.stream(retry=None, timeout=_TIMEOUT))
+            docs = list(query.stream(**stream_options()))
     except CdcError as exc:
         return Probe(None, f"unknown: {_reason(exc)}")
     if not docs:
@@ -82,7 +82,7 @@ def _peek(subscriber: Any, path: str, limit: int) -> int:
                 response = subscriber.pull(
                     request={"subscription": path, "max_messages": min(limit - len(seen), 1000),
                              "return_immediately": True},
-                    retry=None, timeout=_TIMEOUT)
+                    **call_options())
             except gexc.DeadlineExceeded:
                 break  # production Pub/Sub may wait out the deadline when it is empty
             fresh = [m for m in response.received_messages if m.message.message_id not in seen]
@@ -94,7 +94,7 @@ def _peek(subscriber: Any, path: str, limit: int) -> int:
         for start in range(0, len(ack_ids), 500):
             subscriber.modify_ack_deadline(
                 request={"subscription": path, "ack_ids": ack_ids[start:start + 500],
-                         "ack_deadline_seconds": 0}, timeout=_TIMEOUT)
+                         "ack_deadline_seconds": 0}, **call_options())
     return len(seen)
 
 

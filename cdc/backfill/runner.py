@@ -38,6 +38,7 @@ from cdc.backfill.state import (
 )
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
 from cdc.events import MEMBER_TABLE, ChangeEvent
+from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
 from cdc.kennitala import kennitala_problem
 from cdc.logs import fields
@@ -356,7 +357,7 @@ class Backfill:
                                             self.settings.firestore_subscription)
         try:
             with google_boundary(f"checking subscription {self.settings.firestore_subscription}"):
-                subscriber.get_subscription(subscription=path)
+                subscriber.get_subscription(subscription=path, **call_options())
         except SinkMisconfigured as exc:
             raise SinkMisconfigured(
                 f"subscription {self.settings.firestore_subscription} is missing: the snapshot "

@@ -21,6 +21,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from cdc.errors import ConfigError
 from cdc.events import Row
+from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
 from cdc.kennitala import WRONG_CHECK_DIGIT, kennitala_problem
 from cdc.logs import mask_kennitala
@@ -119,7 +120,7 @@ def find_records(client: Any, settings: Settings, wanted: AuditFilter) -> Iterat
     """Matching records in time order, each with its document id as ``id``."""
     query = build_query(client.collection(settings.audit_collection), wanted)
     with google_boundary("querying the audit trail"):
-        for snap in query.stream():
+        for snap in query.stream(**stream_options()):
             yield {"id": snap.id, **(snap.to_dict() or {})}
 
 
@@ -194,7 +195,7 @@ def count_older(client: Any, settings: Settings, cutoff: datetime) -> int:
     total = 0
     with google_boundary("counting old audit records"):
         for query in _older(client, settings, cutoff):
-            result = query.count().get()
+            result = query.count().get(**call_options())
             total += int(result[0][0].value)
     return total
 
@@ -207,13 +208,13 @@ def prune(client: Any, settings: Settings, cutoff: datetime,
         page = query.select([]).limit(MAX_WRITES)
         while True:
             with google_boundary("pruning the audit trail"):
-                refs = [snap.reference for snap in page.stream()]
+                refs = [snap.reference for snap in page.stream(**stream_options())]
                 if not refs:
                     break
                 batch = client.batch()
                 for ref in refs:
                     batch.delete(ref)
-                batch.commit()
+                batch.commit(**call_options())
             deleted += len(refs)
             progress(len(refs))
     return deleted

@@ -55,3 +55,18 @@ def test_a_multi_line_google_message_becomes_one_line() -> None:
         raise raised(gexc.NotFound, 'no entity to update: app: "dev~p"\npath <\n  Element {\n'
                      '    name: "0101701239"\n  }\n>\n')
     assert "\n" not in caught.value.one_line()
+
+
+def test_a_call_that_ran_out_of_retries_says_it_got_no_answer_and_names_the_emulator(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:8")
+    last = raised(gexc.ServiceUnavailable, "failed to connect to all addresses; last error: "
+                  "UNKNOWN: ipv4:127.0.0.1:9: Failed to connect to remote host")
+    with pytest.raises(SinkUnavailable) as caught, google_boundary("querying the audit trail"):
+        raise gexc.RetryError("Timeout of 5.0s exceeded, last exception: 503 failed", last)
+    line = caught.value.one_line()
+    assert line.startswith("querying the audit trail: no answer (Timeout of 5.0s exceeded): "
+                           "ServiceUnavailable: 503 failed to connect")
+    assert line.endswith("check that the emulator is running and reachable "
+                         "(FIRESTORE_EMULATOR_HOST=127.0.0.1:9)")
