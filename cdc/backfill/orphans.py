@@ -19,7 +19,7 @@ the index document's update time: without it, an event older than the
 snapshot redelivered later would re-render the member from the index and
 bring the document back.
 
-Only a full resync (the comrade table, no ``--where``) deletes orphans.
+Only a full resync (the comrade table, no scope) deletes orphans.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a backfill reads: the tables, their keys, the ``--where`` scope, and
+"""What a backfill reads: the tables, their keys, the scope, and
 the SQL of each chunk. Pure: no I/O, so the chunk planning is unit-tested.
 
 Member tables are read *member by member*: a chunk is up to ``chunk_size``
@@ -8,17 +8,18 @@ published together, comrade first, and a chunk boundary is one number: the
 last comrade id (the resume checkpoint). Other captured tables are read on
 their own by primary key, in chunks.
 
-``--where`` is a predicate on ``membership_comrade`` (its columns, no alias):
-it selects the comrades, and the child tables follow them by ``comrade_id``.
+The scope (:mod:`.scope`: typed filters, composed from literals) selects
+the comrades, and the child tables follow them by ``comrade_id``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from psycopg import sql
 
+from cdc.backfill.scope import Scope
 from cdc.events import CHILD_TABLES, MEMBER_TABLE
 
 DEFAULT_CHUNK = 2500  # members: with pacing, two chunks (~20k events) wait in Pub/Sub
@@ -52,7 +53,7 @@ class Plan:
     publish_comrade: bool
     children: tuple[TablePlan, ...]
     others: tuple[TablePlan, ...]
-    where: str | None
+    scope: Scope = field(default_factory=Scope)
     chunk_size: int = DEFAULT_CHUNK
 
     @property
@@ -64,15 +65,16 @@ class Plan:
     @property
     def full(self) -> bool:
         """A resync of every member: only then may orphans be deleted."""
-        return self.publish_comrade and self.where is None
+        return self.publish_comrade and self.scope.everything
 
     def comrade_chunk(self, after: int | None, size: int | None = None) -> sql.Composed:
         """Up to ``size`` (default ``chunk_size``) comrades after id ``after``, in id order."""
         clauses: list[sql.Composable] = []
         if after is not None:
             clauses.append(sql.SQL("id > {}").format(sql.Literal(after)))
-        if self.where:
-            clauses.append(sql.SQL("({})").format(sql.SQL(self.where)))  # type: ignore[arg-type]
+        predicate = self.scope.predicate()
+        if predicate is not None:
+            clauses.append(predicate)
         where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
         columns = sql.SQL("*") if self.publish_comrade else sql.SQL("id, ssn")
         return sql.SQL("SELECT {} FROM {}{} ORDER BY id LIMIT {}").format(
@@ -101,14 +103,18 @@ class Plan:
 
     def comrade_count(self) -> sql.Composed:
         """How many comrades the backfill covers (for progress and the ETA)."""
-        where = sql.SQL(" WHERE ({})").format(sql.SQL(self.where)) if self.where else sql.SQL("")  # type: ignore[arg-type]
-        return sql.SQL("SELECT count(*) FROM {}{}").format(self.comrade.identifier, where)
+        return sql.SQL("SELECT count(*) FROM {}{}").format(self.comrade.identifier,
+                                                          self.scope_clause())
 
     def kennitalas(self) -> sql.Composed:
         """Every comrade's id and ssn in scope: the pre-flight pass."""
-        where = sql.SQL(" WHERE ({})").format(sql.SQL(self.where)) if self.where else sql.SQL("")  # type: ignore[arg-type]
         return sql.SQL("SELECT id, ssn FROM {}{} ORDER BY id").format(
-            self.comrade.identifier, where)
+            self.comrade.identifier, self.scope_clause())
+
+    def scope_clause(self) -> sql.Composable:
+        """`` WHERE <scope>``, or nothing for every comrade."""
+        predicate = self.scope.predicate()
+        return sql.SQL("") if predicate is None else sql.SQL(" WHERE ") + predicate
 
 
 def _key_list(key: Sequence[str]) -> sql.Composable:

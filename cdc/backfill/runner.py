@@ -26,8 +26,8 @@ from cdc.backfill.kennitala import DUPLICATE, duplicated
 from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
 from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
 from cdc.backfill.progress import Progress, bar, eta_text
-from cdc.backfill.rows import json_row
-from cdc.backfill.snapshot import Chunk, SnapshotReader, by_member, children_of
+from cdc.backfill.scope import Scope
+from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader
 from cdc.backfill.state import (
     ABANDONED,
     PUBLISHED,
@@ -69,7 +69,7 @@ class Rejects(Protocol):
 
 @dataclass(frozen=True)
 class BackfillOptions:
-    where: str | None = None
+    scope: Scope = field(default_factory=Scope)  # typed filters (scope.py); empty: every comrade
     dry_run: bool = False
     resume: bool = False
     allow_mass_delete: bool = False
@@ -99,6 +99,16 @@ class Outcome:
     deleted: int = 0
     would_delete: int = 0
     pacer: Pacer | None = None  # its chunks still in flight: the wait follows them
+
+
+def refuse_legacy_where(state: BackfillState) -> None:
+    """A state saved by an older version with a raw ``--where``: never run that SQL again."""
+    if state.legacy_where:
+        raise ConfigError(
+            f"backfill {state.id} was started by an older version with --where (raw SQL), "
+            "which is no longer accepted",
+            hint="drop it with `cdc backfill --abandon`, then limit a new backfill with "
+                 "--kennitala, --comrade-id or --joined-after")
 
 
 class Interrupted(PermanentError):
@@ -157,10 +167,10 @@ class Backfill:
 
     def preflight_only(self) -> Preflight:
         """The scope of a fresh snapshot (``--resume --wait`` on a published backfill)."""
-        state = BackfillState.new(list(self.settings.tables), self.options.where)
+        state = BackfillState.new(list(self.settings.tables), self.options.scope)
         with SnapshotReader.open(self.settings, f"cdc_backfill_{state.id.split('-')[-1]}") as r:
             plan = self._plan(r, state)
-            return self._preflight(r, replace(plan, where=state.where), state, scan=False)
+            return self._preflight(r, plan, state, scan=False)
 
     def _resolve_state(self) -> BackfillState:
         unfinished = self.store.unfinished()
@@ -169,9 +179,11 @@ class Backfill:
                 raise ConfigError("--resume: there is no interrupted backfill",
                                   hint="start a new one with `cdc backfill`")
             state = unfinished[0]
-            if self.options.where is not None and self.options.where != state.where:
+            refuse_legacy_where(state)
+            if not self.options.scope.everything and self.options.scope != state.filters:
                 raise ConfigError("--resume continues with the interrupted backfill's scope",
-                                  hint=f"leave out --where (it was {state.where!r})")
+                                  hint="leave out --kennitala, --comrade-id and --joined-after "
+                                       f"(it was {state.filters.describe()})")
             log.info("resuming backfill", extra=fields(
                 backfill=state.id, next_seq=state.checkpoint.next_seq,
                 after_comrade_id=state.checkpoint.last_comrade_id))
@@ -183,15 +195,17 @@ class Backfill:
                 hint="continue it with `cdc backfill --resume`, or drop it with "
                      "`cdc backfill --abandon`")
         tables = [t.split(".")[-1] if t.startswith("public.") else t for t in self.settings.tables]
-        return BackfillState.new(tables, self.options.where)
+        return BackfillState.new(tables, self.options.scope)
 
     def _plan(self, reader: SnapshotReader, state: BackfillState) -> Plan:
         comrade_sel, children, others = split_tables(self.settings.tables)
-        if state.where is not None and others:
-            raise ConfigError(f"--where applies to the member tables only, not {others}",
+        scope = state.filters
+        if not scope.everything and others:
+            raise ConfigError(f"a limited backfill ({scope.describe()}) reads the member tables "
+                              f"only, not {others}",
                               hint="limit the tables with --tables (CDC_TABLES)")
-        if state.where is not None and not (comrade_sel or children):
-            raise ConfigError("--where needs at least one member table")
+        if not scope.everything and not (comrade_sel or children):
+            raise ConfigError("a limited backfill needs at least one member table")
 
         def table(q: str) -> TablePlan:
             schema, name = q.split(".")
@@ -201,7 +215,7 @@ class Backfill:
                     publish_comrade=comrade_sel,
                     children=tuple(table(t) for t in children),
                     others=tuple(table(t) for t in others),
-                    where=state.where, chunk_size=self.options.chunk_size)
+                    scope=scope, chunk_size=self.options.chunk_size)
 
     def _preflight(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
                    scan: bool = True) -> Preflight:
@@ -237,9 +251,8 @@ class Backfill:
         from psycopg import sql
 
         total = comrades if plan.publish_comrade else 0
-        scope = sql.SQL("SELECT id FROM {}").format(plan.comrade.identifier)
-        if plan.where:
-            scope = scope + sql.SQL(" WHERE ({})").format(sql.SQL(plan.where))  # type: ignore[arg-type]
+        scope = sql.SQL("SELECT id FROM {}{}").format(plan.comrade.identifier,
+                                                     plan.scope_clause())
         for child in plan.children:
             query = sql.SQL("SELECT count(*) FROM {} WHERE comrade_id IN ({})")
             total += int(reader.scalar(query.format(child.identifier, scope)))
@@ -301,7 +314,7 @@ class Backfill:
                 state: BackfillState) -> Iterator[tuple[list[ChangeEvent], Checkpoint]]:
         """(events of one chunk, the checkpoint after it), resuming at the checkpoint."""
         ckpt = state.checkpoint
-        builder = _EventBuilder(state, reader)
+        builder = _events_of(state, reader)
         read = ckpt.rows_read
         if not ckpt.members_done and (plan.publish_comrade or plan.children):
             for last_id, chunks in reader.member_chunks(plan, ckpt.last_comrade_id):
@@ -402,7 +415,7 @@ class Backfill:
     # -- dry run -------------------------------------------------------------------
     def _dry_run(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
                  pre: Preflight) -> Outcome:
-        builder = _EventBuilder(state, reader)
+        builder = _events_of(state, reader)
         for chunks_done, (last_id, chunks) in enumerate(
                 reader.member_chunks(plan, None), start=1):
             events = builder.events(chunks)
@@ -433,31 +446,10 @@ def _bounded_publisher(settings: Settings) -> Publisher:
     return EventPublisher(settings, max_in_flight=MAX_IN_FLIGHT)
 
 
-class _EventBuilder:
-    """Rows of a chunk -> snapshot events, numbered from the checkpoint's seq."""
-
-    def __init__(self, state: BackfillState, reader: SnapshotReader) -> None:
-        self.lsn = reader.lsn
-        self.commit_time = iso_utc(reader.taken_at)
-        self.snapshot = state.snapshot_field()
-        self.seq = state.checkpoint.next_seq
-
-    def events(self, chunks: list[Chunk]) -> list[ChangeEvent]:
-        out: list[ChangeEvent] = []
-        children = children_of(chunks)
-        for chunk, values in by_member(chunks):
-            table = chunk.table
-            row = json_row(chunk.columns, values)
-            key = {k: row[k] for k in table.key}
-            snapshot = self.snapshot
-            if table.name == MEMBER_TABLE:
-                snapshot = {**snapshot, "children": children.get(row["id"], {})}
-            out.append(ChangeEvent(
-                op="r", schema=table.schema, table=table.name, key=key, before=None,
-                after=row, lsn=self.lsn, seq=self.seq, xid=None,
-                commit_time=self.commit_time, snapshot=snapshot))
-            self.seq += 1
-        return out
+def _events_of(state: BackfillState, reader: SnapshotReader) -> SnapshotEvents:
+    """Rows of a chunk -> this backfill's snapshot events, numbered from the checkpoint."""
+    return SnapshotEvents(state.snapshot_field(), reader.lsn, reader.taken_at,
+                          state.checkpoint.next_seq)
 
 
 class _Emitter:

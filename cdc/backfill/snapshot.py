@@ -28,10 +28,12 @@ from psycopg import errors as pgerr
 from psycopg import sql
 
 from cdc.backfill.plan import Plan, TablePlan
+from cdc.backfill.rows import json_row
 from cdc.errors import CdcError, SourceMisconfigured, SourceUnavailable
-from cdc.events import MEMBER_TABLE
+from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.logs import fields
 from cdc.lsn import Lsn
+from cdc.pgoutput.timestamps import iso_utc
 from cdc.settings import Settings
 from cdc.source_connection import connect, first_line
 
@@ -95,6 +97,40 @@ def _member_column(chunk: Chunk) -> int | None:
     return None
 
 
+class SnapshotEvents:
+    """Rows of member chunks -> snapshot-read events (``op "r"``) at one LSN.
+
+    Numbered from ``seq`` on. A comrade read lists its member's child rows in
+    the chunk as ``snapshot.children`` (docs/events.md). The backfill
+    publishes these events; ``cdc verify`` renders them with the consumer's
+    mapping, so both see a member the same way.
+    """
+
+    def __init__(self, snapshot: dict[str, Any], lsn: Lsn, taken_at: datetime,
+                 seq: int = 0) -> None:
+        self.lsn = lsn
+        self.commit_time = iso_utc(taken_at)
+        self.snapshot = snapshot
+        self.seq = seq
+
+    def events(self, chunks: list[Chunk]) -> list[ChangeEvent]:
+        out: list[ChangeEvent] = []
+        children = children_of(chunks)
+        for chunk, values in by_member(chunks):
+            table = chunk.table
+            row = json_row(chunk.columns, values)
+            key = {k: row[k] for k in table.key}
+            snapshot = self.snapshot
+            if table.name == MEMBER_TABLE:
+                snapshot = {**snapshot, "children": children.get(row["id"], {})}
+            out.append(ChangeEvent(
+                op="r", schema=table.schema, table=table.name, key=key, before=None,
+                after=row, lsn=self.lsn, seq=self.seq, xid=None,
+                commit_time=self.commit_time, snapshot=snapshot))
+            self.seq += 1
+        return out
+
+
 def create_slot_command(slot: str, server_version: int) -> str:
     """The PG15+ option syntax, or the older keyword (PG 10-14)."""
     if server_version >= 150000:
@@ -132,6 +168,29 @@ class SnapshotReader:
             replication.close()  # the temporary slot goes with it; the import holds the snapshot
         log.info("snapshot exported", extra=fields(lsn=str(lsn), slot=slot))
         return cls(reader, lsn, row[0])
+
+    @classmethod
+    def current(cls, settings: Settings, application_name: str) -> SnapshotReader:
+        """A REPEATABLE READ READ ONLY transaction of this moment, without a slot.
+
+        Its first statement takes the snapshot and reads
+        ``pg_current_wal_insert_lsn()``: every change the snapshot sees has a
+        commit LSN below that. Unlike an exported snapshot's consistent point it
+        does not say which changes below it the snapshot misses (those still
+        committing), so it versions nothing: ``cdc verify`` only waits for the
+        stream to pass it.
+        """
+        conn = _connect(settings.require_database(), autocommit=False,
+                        application_name=application_name)
+        try:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            conn.read_only = True
+            row = conn.execute("SELECT pg_current_wal_insert_lsn()::text, now()").fetchone()
+            assert row is not None
+        except psycopg.Error as exc:
+            conn.close()
+            raise _translate(exc) from exc
+        return cls(conn, Lsn.parse(row[0]), row[1])
 
     def close(self) -> None:
         try:
@@ -227,8 +286,10 @@ def _export(conn: psycopg.Connection[Any], slot: str) -> tuple[Lsn, str]:
     return Lsn.parse(row[1]), str(row[2])
 
 
-def _connect(conninfo: str, **kwargs: Any) -> psycopg.Connection[Any]:
-    return connect(conninfo, options=SESSION_OPTIONS, application_name="cdc backfill", **kwargs)
+def _connect(conninfo: str, application_name: str = "cdc backfill",
+             **kwargs: Any) -> psycopg.Connection[Any]:
+    return connect(conninfo, options=SESSION_OPTIONS, application_name=application_name,
+                   **kwargs)
 
 
 def _translate(exc: psycopg.Error) -> CdcError:
@@ -242,7 +303,8 @@ def _translate(exc: psycopg.Error) -> CdcError:
     if isinstance(exc, pgerr.SyntaxError | pgerr.UndefinedColumn | pgerr.UndefinedTable
                   | pgerr.UndefinedFunction | pgerr.DatatypeMismatch):
         return SourceMisconfigured(f"the backfill query failed: {text}",
-                                   hint="check --where: it is a predicate on membership_comrade")
+                                   hint="check --tables (CDC_TABLES) and that the Django schema "
+                                        "is the one this version knows")
     if isinstance(exc, psycopg.OperationalError):
         return SourceUnavailable(f"Postgres connection lost: {text}",
                                  hint="run `cdc backfill --resume` to continue")

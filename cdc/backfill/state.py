@@ -1,15 +1,21 @@
 """The resumable state of a backfill: one Firestore document per backfill.
 
 ``<members_collection>_backfills/{backfill id}`` holds the scope (tables,
-``--where``), the snapshot parts (one per run: LSN and time), the checkpoint
-(last comrade id / key whose events Pub/Sub has acked, and the next ``seq``)
-and the counters. It lives next to the documents it describes, so a resume
-or ``--wait`` from another machine finds it, and it is written only after
-Pub/Sub acked what it claims (never ahead of the events).
+the typed filters of :mod:`.scope`), the snapshot parts (one per run: LSN
+and time), the checkpoint (last comrade id / key whose events Pub/Sub has
+acked, and the next ``seq``) and the counters. It lives next to the
+documents it describes, so a resume or ``--wait`` from another machine finds
+it, and it is written only after Pub/Sub acked what it claims (never ahead of
+the events).
 
 An exported snapshot cannot outlive its process, so ``--resume`` reads the
 rest under a NEW snapshot at a later LSN; see docs/backfill.md for why the
 version rule still holds.
+
+States saved by older versions stay readable: they have no ``scope`` and may
+have ``where``, the raw SQL predicate that is no longer accepted. Such a
+state is shown and can be abandoned, but a backfill limited by ``where``
+cannot be resumed or waited for (:attr:`BackfillState.legacy_where`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 
 from google.cloud import firestore
 
+from cdc.backfill.scope import Scope
 from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
@@ -70,7 +77,6 @@ class Part:
 class BackfillState:
     id: str
     tables: list[str]
-    where: str | None
     started_at: str
     status: str = RUNNING
     parts: list[Part] = field(default_factory=list)
@@ -80,13 +86,25 @@ class BackfillState:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     orphans: dict[str, Any] = field(default_factory=dict)
     updated_at: str = ""
+    scope: dict[str, Any] = field(default_factory=dict)  # Scope.to_json(); {} = every comrade
+    where: str | None = None  # only in states saved by older versions: see legacy_where
 
     @classmethod
-    def new(cls, tables: list[str], where: str | None) -> BackfillState:
+    def new(cls, tables: list[str], scope: Scope | None = None) -> BackfillState:
         now = datetime.now(UTC)
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
-        return cls(id=f"{stamp}-{uuid.uuid4().hex[:6]}", tables=tables, where=where,
-                   started_at=iso_utc(now))
+        return cls(id=f"{stamp}-{uuid.uuid4().hex[:6]}", tables=tables,
+                   started_at=iso_utc(now), scope=(scope or Scope()).to_json())
+
+    @property
+    def filters(self) -> Scope:
+        return Scope.from_json(self.scope)
+
+    @property
+    def legacy_where(self) -> bool:
+        """Saved by an older version with a raw ``--where`` predicate: it cannot be
+        resumed (the predicate is never run again)."""
+        return self.where is not None
 
     @property
     def lsn(self) -> Lsn:
@@ -101,12 +119,15 @@ class BackfillState:
         """The ``snapshot`` object carried by every event of this backfill."""
         body: dict[str, Any] = {"id": self.id, "tables": self.tables,
                                 "started_at": self.started_at, "part": len(self.parts)}
-        if self.where is not None:
-            body["where"] = self.where
+        if self.scope:
+            body["scope"] = self.scope
         return body
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        body = asdict(self)
+        if body["where"] is None:
+            del body["where"]  # written by older versions only
+        return body
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> BackfillState:

@@ -35,6 +35,7 @@ _COMMANDS = {
     "dlq_cmd": ("dlq",),
     "backfill_cmd": ("backfill",),
     "audit_cmd": ("audit",),
+    "verify_cmd": ("verify",),
 }
 _EXIT_2 = (ConfigError, SourceMisconfigured, SinkMisconfigured, SlotLost)
 

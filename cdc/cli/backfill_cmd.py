@@ -8,16 +8,19 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, NoReturn
 
 import click
 
 from cdc.backfill.parts import settle_lsns, wait_by_part
 from cdc.backfill.plan import DEFAULT_CHUNK
-from cdc.backfill.runner import Backfill, BackfillOptions, Outcome
+from cdc.backfill.runner import Backfill, BackfillOptions, Outcome, refuse_legacy_where
+from cdc.backfill.scope import IdRange
 from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
+from cdc.cli.scope_options import scope_of, scope_options
 from cdc.errors import ConfigError, RetryableError
 from cdc.lsn import Lsn
 from cdc.redaction import redact
@@ -37,9 +40,7 @@ STALL_TIMEOUT_S = 45.0
 @click.option("--resume", is_flag=True,
               help="continue the interrupted backfill (with a new snapshot for the rest)")
 @click.option("--abandon", is_flag=True, help="drop the interrupted backfill and its state")
-@click.option("--where", "where", default=None, metavar="SQL",
-              help="predicate on membership_comrade; child rows follow their comrade, "
-                   "e.g. \"ssn = '0101701234'\"")
+@scope_options
 @click.option("--dry-run", is_flag=True, help="report what would change; publish nothing")
 @click.option("--allow-mass-delete", is_flag=True,
               help="delete orphans even when they are over 10%% of the member documents")
@@ -47,17 +48,21 @@ STALL_TIMEOUT_S = 45.0
               help="--wait fails when nothing is applied for this many seconds")
 @click.option("--chunk-size", default=DEFAULT_CHUNK, show_default=True, type=int, hidden=True)
 @click.option("--stop-after-chunks", default=None, type=int, hidden=True)
-def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where: str | None,
-             dry_run: bool, allow_mass_delete: bool, stall_timeout: float, chunk_size: int,
-             stop_after_chunks: int | None) -> None:
+def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool,
+             kennitalas: tuple[str, ...], comrade_ids: tuple[IdRange, ...],
+             joined_after: date | None, dry_run: bool, allow_mass_delete: bool,
+             stall_timeout: float, chunk_size: int, stop_after_chunks: int | None) -> None:
     """Publish every row of a consistent snapshot as op "r" events.
 
     Tables: --tables / CDC_TABLES. Members in Firestore that are not in the
     snapshot are deleted at the end (full resyncs only, with a 10% guard).
+    --kennitala, --comrade-id and --joined-after limit the comrades read
+    (child rows follow their comrade); a limited resync deletes nothing.
     """
-    if abandon and (wait or resume or dry_run or where is not None):
+    scope = scope_of(kennitalas, comrade_ids, joined_after)
+    if abandon and (wait or resume or dry_run or not scope.everything):
         raise click.UsageError("--abandon drops the interrupted backfill; it takes no "
-                               "--wait, --resume, --dry-run or --where")
+                               "--wait, --resume, --dry-run or scope options")
     store = StateStore(settings)
     if abandon:
         _abandon(store)
@@ -67,7 +72,7 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool, where:
             stage.waiting = True
             _wait_again(settings, store, stall_timeout)
             return
-        options = BackfillOptions(where=where, dry_run=dry_run, resume=resume,
+        options = BackfillOptions(scope=scope, dry_run=dry_run, resume=resume,
                                   allow_mass_delete=allow_mass_delete, compare=wait, pace=wait,
                                   pace_patience_s=stall_timeout / 2,
                                   chunk_size=chunk_size, stop_after_chunks=stop_after_chunks)
@@ -148,7 +153,8 @@ def _wait_again(settings: Settings, store: StateStore, stall_timeout: float) -> 
     if state is None or state.status != PUBLISHED:
         raise ConfigError("--resume --wait: no published backfill to wait for",
                           hint="start one with `cdc backfill --wait`")
-    pre = Backfill(settings, BackfillOptions(dry_run=True, where=state.where),
+    refuse_legacy_where(state)
+    pre = Backfill(settings, BackfillOptions(dry_run=True, scope=state.filters),
                    store=store).preflight_only()
     click.echo(f"waiting for backfill {state.id} (snapshot at LSN {state.lsn})")
     report = _wait(settings, store, state, pre.member_ids, stall_timeout)
@@ -181,10 +187,11 @@ def _wait(settings: Settings, store: StateStore, state: BackfillState,
 def _print_run(settings: Settings, outcome: Outcome) -> None:
     state, pre = outcome.state, outcome.preflight
     ckpt = state.checkpoint
-    if state.where is not None:
-        click.echo(f"scope: --where {state.where!r} (orphans are not deleted)")
+    scope = state.filters
+    if not scope.everything:
+        click.echo(f"scope: {scope.describe()} (orphans are not deleted)")
         if not pre.members and not pre.rejected:
-            click.echo("no comrade matches --where: nothing to resync")
+            click.echo("no comrade matches the scope: nothing to resync")
     head = f"backfill {state.id}: snapshot at LSN {state.lsn}"
     if len(state.parts) > 1:
         head += f" (resumed; {len(state.parts)} snapshots, first at {state.first_lsn})"

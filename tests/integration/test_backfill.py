@@ -197,23 +197,98 @@ def test_the_mass_delete_guard_stops_before_publishing_and_allow_mass_delete_pas
     assert len(Collector(settings).quiet(2)) == 20
 
 
-def test_where_limits_the_resync_to_one_member(settings: Settings, database_url: str) -> None:
+def test_a_kennitala_limits_the_resync_to_one_member(settings: Settings,
+                                                     database_url: str) -> None:
     provision(settings)
     ids = add_members(database_url, 0, 50)
-    cdc_ok(settings, "backfill", "--where", f"ssn = '{kennitala(17)}'")
+    done = cdc_ok(settings, "backfill", "--kennitala", kennitala(17))
+    assert f"scope: --kennitala {kennitala(17)[:6]}-****" in done.stdout
+    assert kennitala(17) not in done.stdout + done.stderr
     events = Collector(settings).quiet(2)
     assert sorted(e["table"] for e in events) == sorted(TABLES)
     assert {e["after"].get("comrade_id") or e["after"]["id"] for e in events} == {ids[17]}
     assert [e["seq"] for e in events] == [0, 1, 2, 3]
+    assert {orjson.dumps(e["snapshot"]["scope"]) for e in events} == {
+        orjson.dumps({"kennitalas": [kennitala(17)]})}
 
 
-def test_a_where_that_matches_no_comrade_says_so_and_publishes_nothing(
+def test_comrade_ids_and_joined_after_must_all_hold(settings: Settings,
+                                                    database_url: str) -> None:
+    provision(settings)
+    ids = add_members(database_url, 0, 20)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE membership_comrade SET date_joined = '2025-06-01T12:00:00Z' "
+                     "WHERE id = ANY(%s)", ([ids[3], ids[4], ids[12]],))
+    cdc_ok(settings, "backfill", "--comrade-id", f"{ids[2]}-{ids[5]}",
+           "--comrade-id", str(ids[12]), "--joined-after", "2025-06-01")
+    events = Collector(settings).quiet(2)
+    assert {e["after"]["id"] for e in events if e["table"] == "membership_comrade"} == {
+        ids[3], ids[4], ids[12]}
+
+
+def test_a_scope_that_matches_no_comrade_says_so_and_publishes_nothing(
         settings: Settings, database_url: str) -> None:
     provision(settings)
     add_members(database_url, 0, 5)
-    done = cdc_ok(settings, "backfill", "--where", "ssn = '0000000000'")
-    assert "no comrade matches --where: nothing to resync" in done.stdout
+    done = cdc_ok(settings, "backfill", "--kennitala", kennitala(4000))
+    assert "no comrade matches the scope: nothing to resync" in done.stdout
     assert Collector(settings).quiet(2) == []
+
+
+def _slot_exists(url: str, slot: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+                            (slot,)).fetchone() is not None
+
+
+HOSTILE = "(SELECT count(*) FROM (SELECT pg_drop_replication_slot('{slot}')) x) >= 0"
+
+
+@pytest.mark.faults
+def test_the_slot_dropping_where_predicate_is_refused_and_the_slot_survives(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    add_members(database_url, 0, 3)
+    done = cdc(settings, "backfill", "--where", HOSTILE.format(slot=settings.slot))
+    assert done.returncode == 2
+    assert "No such option '--where'" in done.stderr
+    assert _slot_exists(database_url, settings.slot)
+    assert Collector(settings).quiet(2) == []
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("value", [
+    "') OR (SELECT count(*) FROM (SELECT pg_drop_replication_slot('{slot}')) x) >= 0 --",
+    "{{}}\\'; SELECT pg_drop_replication_slot('{slot}'); --",
+])
+def test_a_hostile_value_that_reached_the_scope_would_stay_data(
+        settings: Settings, database_url: str, value: str) -> None:
+    """The options refuse such values; even if one got past them, the composed query
+    compares it as a kennitala and calls nothing."""
+    from cdc.backfill.plan import Plan, TablePlan
+    from cdc.backfill.scope import Scope
+
+    provision(settings)
+    add_members(database_url, 0, 3)
+    plan = Plan(comrade=TablePlan("public", "membership_comrade", ("id",)),
+                publish_comrade=True, children=(), others=(),
+                scope=Scope(kennitalas=(value.format(slot=settings.slot),)))
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(plan.comrade_count()).fetchone() == (0,)
+        assert conn.execute(plan.kennitalas()).fetchall() == []
+    assert _slot_exists(database_url, settings.slot)
+
+
+@pytest.mark.faults
+def test_a_hostile_kennitala_or_comrade_id_is_refused_before_connecting(
+        settings: Settings, database_url: str) -> None:
+    provision(settings)
+    value = "0101701234' OR pg_drop_replication_slot('{slot}') IS NULL --"
+    for option in ("--kennitala", "--comrade-id"):
+        done = cdc(settings, "backfill", option, value.format(slot=settings.slot))
+        assert done.returncode == 2, done.stderr
+        assert "Invalid value" in done.stderr and "pg_drop" not in done.stderr
+    assert _slot_exists(database_url, settings.slot)
 
 
 def test_a_table_that_does_not_exist_is_named_with_the_setting_to_fix(

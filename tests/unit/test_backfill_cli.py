@@ -16,7 +16,7 @@ from cdc.errors import SinkUnavailable
 
 
 @pytest.mark.parametrize("other", [["--resume"], ["--wait"], ["--dry-run"],
-                                   ["--where", "id = 1"]])
+                                   ["--comrade-id", "1"]])
 def test_abandon_takes_no_other_backfill_options(other: list[str]) -> None:
     result = CliRunner().invoke(main, ["backfill", "--abandon", *other])
     assert result.exit_code == 2
@@ -65,7 +65,7 @@ def test_an_unreachable_service_before_publishing_says_to_run_the_same_command_a
 @pytest.mark.usefixtures("fake_store")
 def test_an_unreachable_service_while_publishing_names_the_backfill_to_resume(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    state = BackfillState.new(["public.membership_comrade"], None)
+    state = BackfillState.new(["public.membership_comrade"])
     state.checkpoint.events = 1234
     monkeypatch.setattr(Backfill, "run", failing_run(UNREACHABLE, state))
     result = CliRunner().invoke(main, ["backfill", "--wait"], env=ENV)
@@ -77,7 +77,7 @@ def test_an_unreachable_service_while_publishing_names_the_backfill_to_resume(
 @pytest.mark.usefixtures("fake_store")
 def test_an_unreachable_service_while_waiting_says_how_to_keep_waiting(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    state = BackfillState.new(["public.membership_comrade"], None)
+    state = BackfillState.new(["public.membership_comrade"])
     outcome = Outcome(state, Preflight(), DiffCounts())
     monkeypatch.setattr(Backfill, "run", lambda _self: outcome)
     monkeypatch.setattr(backfill_cmd, "_print_run", lambda *_: None)

@@ -15,6 +15,7 @@ from cdc.backfill.orphans import Guard, document_version, is_orphan, threshold
 from cdc.backfill.plan import Plan, TablePlan, split_tables
 from cdc.backfill.progress import bar, eta_text
 from cdc.backfill.rows import json_row, json_value
+from cdc.backfill.scope import IdRange, Scope
 from cdc.backfill.snapshot import Chunk, by_member, children_of
 from cdc.lsn import Lsn
 from cdc.pgoutput.values import (
@@ -72,17 +73,18 @@ def test_duplicated_kennitalas_are_found() -> None:
 
 # -- chunk planning -------------------------------------------------------------------------
 
-def _plan(where: str | None = None, comrade: bool = True) -> Plan:
+def _plan(scope: Scope | None = None, comrade: bool = True) -> Plan:
     return Plan(comrade=TablePlan("public", "membership_comrade", ("id",)),
                 publish_comrade=comrade,
                 children=(TablePlan("public", "communication_email", ("id",)),),
-                others=(TablePlan("public", "other", ("a", "b")),), where=where, chunk_size=500)
+                others=(TablePlan("public", "other", ("a", "b")),), scope=scope or Scope(),
+                chunk_size=500)
 
 
-def test_a_comrade_chunk_is_keyset_paginated_by_id_with_the_where_predicate() -> None:
-    text = _plan("ssn = '0202702339'").comrade_chunk(41).as_string(None)
+def test_a_comrade_chunk_is_keyset_paginated_by_id_within_the_scope() -> None:
+    text = _plan(Scope(kennitalas=("0101701259",))).comrade_chunk(41).as_string(None)
     assert text == ('SELECT * FROM "public"."membership_comrade" WHERE id > 41 AND '
-                    "(ssn = '0202702339') ORDER BY id LIMIT 500")
+                    "(ssn = ANY('{0101701259}')) ORDER BY id LIMIT 500")
     assert _plan().comrade_chunk(None).as_string(None).endswith("ORDER BY id LIMIT 500")
 
 
@@ -102,7 +104,7 @@ def test_other_tables_page_by_their_composite_key() -> None:
 
 def test_only_a_full_resync_of_the_comrades_may_delete_orphans() -> None:
     assert _plan().full
-    assert not _plan(where="id = 1").full
+    assert not _plan(Scope(comrade_ids=(IdRange(1, 1),))).full
     assert not _plan(comrade=False).full
 
 
@@ -219,7 +221,7 @@ def test_member_chunks_start_small_and_double_up_to_the_chunk_size() -> None:
 
     def plan(size: int) -> Plan:
         return Plan(comrade=TablePlan("public", "membership_comrade", ("id",)),
-                    publish_comrade=True, children=(), others=(), where=None, chunk_size=size)
+                    publish_comrade=True, children=(), others=(), chunk_size=size)
 
     assert list(islice(plan(5000).chunk_sizes(), 6)) == [500, 1000, 2000, 4000, 5000, 5000]
     assert list(islice(plan(10).chunk_sizes(), 3)) == [10, 10, 10]

@@ -65,6 +65,8 @@ _anything = st.recursive(
 _fields = ["id", "op", "schema", "table", "key", "before", "after", "lsn", "seq", "xid",
            "commit_time", "snapshot", "unchanged_toast"]
 _snapshots = st.one_of(_anything, st.fixed_dictionaries({"children": _anything}),
+                       st.fixed_dictionaries({"scope": st.one_of(_anything, st.fixed_dictionaries(
+                           {"kennitalas": _anything, "comrade_ids": _anything}))}),
                        st.fixed_dictionaries({"id": _anything, "children": st.dictionaries(
                            st.sampled_from(["communication_email", "a"]), _anything)}))
 

@@ -22,7 +22,7 @@ from tests.unit.member_fakes import FakeBackend, comrade_row, event
 from tests.unit.member_history import COMRADE, History
 
 C, CI = "membership_comrade", "membership_contactinfo"
-K1, K2 = "0101701239", "0202702149"
+K1, K2 = "0101701259", "0202702179"
 
 
 def legacy(kennitala: str, name: str = "Stale Name") -> dict[str, Any]:
@@ -68,7 +68,7 @@ def test_a_document_owned_by_another_comrade_is_never_touched() -> None:
     backend = FakeBackend(members={K1: dict(owned), K2: dict(cdc_owned)})
     apply(backend,
           event("d", C, None, comrade_row(7, ssn=K1), lsn=0x200),
-          event("u", C, comrade_row(6, ssn="0303703059"), comrade_row(6, ssn=K2), lsn=0x300))
+          event("u", C, comrade_row(6, ssn="0303703099"), comrade_row(6, ssn=K2), lsn=0x300))
     assert backend.members[K1] == owned and backend.members[K2] == cdc_owned
 
 
