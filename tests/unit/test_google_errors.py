@@ -64,7 +64,8 @@ def test_a_call_that_ran_out_of_retries_says_it_got_no_answer_and_names_the_emul
     last = raised(gexc.ServiceUnavailable, "failed to connect to all addresses; last error: "
                   "UNKNOWN: ipv4:127.0.0.1:9: Failed to connect to remote host")
     with pytest.raises(SinkUnavailable) as caught, google_boundary("querying the audit trail"):
-        raise gexc.RetryError("Timeout of 5.0s exceeded, last exception: 503 failed", last)
+        raise gexc.RetryError(  # type: ignore[no-untyped-call]
+            "Timeout of 5.0s exceeded, last exception: 503 failed", last)
     line = caught.value.one_line()
     assert line.startswith("querying the audit trail: no answer (Timeout of 5.0s exceeded): "
                            "ServiceUnavailable: 503 failed to connect")
