@@ -58,3 +58,24 @@ def test_a_command_against_unreachable_emulators_ends_with_one_line(args: list[s
 def test_a_command_with_a_source_against_unreachable_emulators_ends_with_one_line(
         args: list[str], database_url: str) -> None:
     assert_one_line_about_the_emulator(run_unreachable(args, database_url))
+
+
+def test_status_against_unreachable_emulators_says_what_it_could_not_read(
+        database_url: str) -> None:
+    result = run_unreachable(["status"], database_url)
+
+    assert result.returncode == 1, result.stderr
+    reasons = result.stdout.split("needs attention:")[1]
+    assert "dead-letter depth unknown: " in reasons
+    assert "time of the last event unknown: " in reasons
+    assert "check that the emulator is running and reachable" in reasons
+
+
+def test_verify_against_an_unreachable_firestore_is_an_error_within_seconds(
+        database_url: str) -> None:
+    result = run_unreachable(["verify"], database_url)
+
+    assert result.returncode == 2, result.stderr  # verify: 0 equal, 1 different, 2 error
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
