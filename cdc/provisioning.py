@@ -415,6 +415,26 @@ def teardown_plan(settings: Settings) -> list[str]:
     return planned
 
 
+def slot_user(settings: Settings) -> str | None:
+    """Who streams from the slot, in words for a person; None when nobody does."""
+    with connect_source(settings, purpose="teardown") as conn, \
+            source_boundary("reading the replication slot"):
+        slot = read_slot_state(conn, settings.slot)
+        if slot is None or not slot.active or slot.active_pid is None:
+            return None
+        row = conn.execute(
+            "SELECT application_name, coalesce(client_hostname, host(client_addr)),"
+            " to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
+            " FROM pg_stat_activity WHERE pid = %s", (slot.active_pid,)).fetchone()
+    if row is None:
+        return f"pid {slot.active_pid}"
+    name, host, since = row
+    client = name or "a replication client"
+    where = f" on {host}" if host else ""
+    started = f", streaming since {since} UTC" if since else ""
+    return f"{client}{where} (pid {slot.active_pid}{started})"
+
+
 def teardown_source(settings: Settings, *, stop_reader: bool = True,
                     wait_seconds: float = 10.0) -> list[str]:
     """Drop the slot and the publication; idempotent. Returns what was dropped.

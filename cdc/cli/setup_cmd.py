@@ -10,6 +10,7 @@ import click
 
 from cdc import provisioning
 from cdc.cli.options import with_settings
+from cdc.errors import PermanentError
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
 
@@ -57,13 +58,16 @@ def setup(settings: Settings, dry_run: bool) -> None:
 
 @click.command()
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--force", is_flag=True,
+              help="also when a reader streams from the slot: stop it, then drop the slot")
 @with_settings
-def teardown(settings: Settings, yes: bool) -> None:
+def teardown(settings: Settings, yes: bool, force: bool) -> None:
     """Drop the replication slot and the publication.
 
     Run this when you retire the pipeline: an abandoned slot keeps every WAL
     segment from its position on, until the source's disk is full. Pub/Sub
-    topics and subscriptions are left in place.
+    topics and subscriptions are left in place. A slot that a `cdc run` is
+    streaming from is left alone unless --force.
     """
     settings.require_database()
     planned = provisioning.teardown_plan(settings)
@@ -72,6 +76,12 @@ def teardown(settings: Settings, yes: bool) -> None:
         return
     for item in planned:
         click.echo(f"postgres  will: {item}")
+    user = provisioning.slot_user(settings)
+    if user is not None and not force:
+        raise PermanentError(
+            f"replication slot {settings.slot} is in use: {user} streams from it",
+            hint="stop that `cdc run` first, or pass --force to stop it and drop the slot "
+                 "(nothing was dropped)")
     if not yes:
         click.echo("Dropping the slot loses its position: a later `cdc setup` starts from "
                    "'now' and needs `cdc backfill`. Keeping an unused slot instead makes "
@@ -79,5 +89,5 @@ def teardown(settings: Settings, yes: bool) -> None:
         if not click.confirm("Drop them?", default=False):
             click.echo("cancelled: nothing was dropped", err=True)
             sys.exit(1)
-    for done in provisioning.teardown_source(settings):
+    for done in provisioning.teardown_source(settings, stop_reader=force):
         click.echo(f"postgres  done: {done}")
