@@ -34,7 +34,7 @@ def run(settings: Settings, http_port: int, heartbeat_interval: float,
     raise_for(check_ready(settings))  # wrong DSN, wal_level, publication, slot: exit 2 now
     reader = Reader(settings, ReaderOptions(status_interval_s=status_interval,
                                             heartbeat_interval_s=heartbeat_interval))
-    server = HealthServer(http_port, reader.health).start()
+    server = HealthServer(http_port, reader.health, live=reader.alive).start()
     log.info("reader starting", extra=fields(slot=settings.slot, topic=settings.topic,
                                              http_port=server.port))
 
