@@ -36,6 +36,7 @@ _COMMANDS = {
     "backfill_cmd": ("backfill",),
     "audit_cmd": ("audit",),
     "verify_cmd": ("verify",),
+    "members_cmd": ("members",),
 }
 _EXIT_2 = (ConfigError, SourceMisconfigured, SinkMisconfigured, SlotLost)
 

@@ -5,7 +5,9 @@ the Django schema and a few demo members, runs ``cdc setup``, starts
 ``cdc run``, ``cdc consume firestore`` and ``cdc consume audit`` as child
 processes, makes some changes the way Django would (an admin edit, a
 ``QuerySet.update()``, a new e-mail, a cascaded delete) and shows the member
-documents as they follow.
+documents as they follow, masked (consumers/members/view.py). Then it keeps
+echoing every document that changes until Ctrl-C, so the changes a person
+makes from another shell show up too.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from cdc import stack
 from cdc.errors import ConfigError
 from cdc.provisioning import setup_source
 from cdc.pubsub_admin import PubSubAdmin
+from cdc.redaction import mask_kennitala
 from cdc.settings import Settings
 from cdc.source_connection import connect
+from consumers.members import view
 
 PROCESSES = (("reader", ("run", "--http-port", "0")),
              ("consume-firestore", ("consume", "firestore", "--http-port", "0")),
@@ -55,12 +59,11 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
             click.echo(f"setup: {action}")
         children = [_spawn(name, args, env, state_dir) for name, args in PROCESSES]
         click.echo(f"reader and consumers running; logs in {state_dir}/*.log")
-        _play(settings, children)
+        members, docs = _play(settings, children)
         if not once:
             _print_exports(info.env())
-            click.echo("Ctrl-C stops the pipeline.")
-            while True:  # not signal.pause(): a signal may land on another thread, and
-                time.sleep(0.5)  # the handler runs only when the main thread looks
+            click.echo("Ctrl-C stops the pipeline. Documents as they change:")
+            _echo_changes(members, docs)
     except KeyboardInterrupt:
         click.echo("stopping the pipeline and the stack ...")
     finally:
@@ -93,15 +96,32 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _print_exports(env: dict[str, str]) -> None:
-    click.echo("\nTry it yourself in another shell:")
+    click.echo("\nTry it yourself in another shell (in this checkout):")
+    click.echo("  source .venv/bin/activate     # or call .venv/bin/cdc")
     for key, value in env.items():
         click.echo(f"  export {key}={value}")
     click.echo("  psql \"$CDC_DATABASE_URL\" -c \"UPDATE membership_comrade SET name = 'Ný' "
-               "WHERE id = 1\"\n  cdc audit --kennitala 0101701259\n  cdc status")
+               "WHERE id = 1\"\n  cdc members show 0101701259\n"
+               "  cdc audit --kennitala 0101701259\n  cdc status")
 
 
-def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
-    """Make Django-like changes and wait for the documents to follow."""
+def _echo_changes(members: Any, seen: dict[str, Any]) -> None:
+    """Until interrupted: print each document that changes, masked.
+
+    Polls once a second; not signal.pause(): a signal may land on another
+    thread, and the handler runs only when the main thread looks."""
+    while True:
+        time.sleep(1.0)
+        now = {d.id: d.to_dict() for d in members.stream()}
+        for line in view.changes(seen, now):
+            click.echo(f"  {line}")
+        seen = now
+
+
+def _play(settings: Settings,
+          children: list[subprocess.Popen[bytes]]) -> tuple[Any, dict[str, Any]]:
+    """Make Django-like changes and wait for the documents to follow; the collection
+    and its last reading."""
     from google.cloud import firestore
 
     members = firestore.Client(project=settings.project).collection(settings.members_collection)
@@ -137,6 +157,7 @@ def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
                     conn.execute(statement)
             docs = _wait(members, done, children)
             _show(docs)
+    return members, docs
 
 
 def _wait(members: Any, done: Callable[[dict[str, Any]], bool],
@@ -161,8 +182,4 @@ def _wait(members: Any, done: Callable[[dict[str, Any]], bool],
 
 def _show(docs: dict[str, Any]) -> None:
     for kennitala, doc in sorted(docs.items()):
-        profile, membership = doc.get("profile", {}), doc.get("membership", {})
-        click.echo(f"  members/{kennitala}: {profile.get('name')!s:<24} "
-                   f"email={profile.get('email')!s:<28} "
-                   f"housing={profile.get('housing_situation')!s:<8} "
-                   f"reachable={membership.get('reachable')}")
+        click.echo(f"  {view.one_line(f'members/{mask_kennitala(kennitala)}', view.masked(doc))}")

@@ -23,8 +23,7 @@ from cdc.errors import ConfigError
 from cdc.events import Row
 from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
-from cdc.kennitala import WRONG_CHECK_DIGIT, kennitala_problem
-from cdc.logs import mask_kennitala
+from cdc.kennitala import typed_kennitala
 from cdc.settings import Settings
 from consumers.audit.handler import MAX_WRITES, index_collection
 
@@ -66,15 +65,7 @@ def parse_time(text: str, *, now: datetime, end_of_day: bool = False) -> datetim
 
 def normalise_kennitala(text: str) -> str:
     """The kennitala a user typed (dash optional), judged by the one rule; never echoed whole."""
-    value = text.replace("-", "").strip()
-    problem = kennitala_problem(value)
-    if problem == WRONG_CHECK_DIGIT:
-        raise ConfigError(f"--kennitala {mask_kennitala(value)} is an {problem}",
-                          hint="check the digits: the 9th is computed from the first eight, "
-                               "e.g. 0101701259 or 010170-1259")
-    if problem is not None:
-        raise ConfigError("--kennitala must be 10 digits", hint="e.g. 0101701259 or 010170-1259")
-    return value
+    return typed_kennitala(text, "--kennitala")
 
 
 def normalise_table(text: str) -> str:

@@ -23,6 +23,7 @@ GOOGLE_ONLY = [
     ["audit", "prune", "--older-than", "365d", "--yes"],
     ["dlq", "list"],
     ["dlq", "replay", "--all"],
+    ["members", "show", "0101701259"],
 ]
 WITH_POSTGRES = [
     ["setup"],
