@@ -19,7 +19,6 @@ hint is the statement to run.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,6 @@ from psycopg import sql
 
 from cdc import source_connection
 from cdc.errors import CdcError, ConfigError, SourceMisconfigured, SourceUnavailable
-from cdc.logs import fields
 from cdc.settings import Settings
 from cdc.source_connection import first_line
 from cdc.source_status import (
@@ -41,8 +39,6 @@ from cdc.source_status import (
     read_slot_state,
     read_source_state,
 )
-
-log = logging.getLogger(__name__)
 
 DBA_HINT = "or have a DBA run sql/setup.sql"
 LOCK_TIMEOUT = "10s"
@@ -392,8 +388,7 @@ def _run(conn: psycopg.Connection[Any], action: Action) -> str | None:
             conn.execute(action.statement)
         except pgerr.DuplicateObject:  # a concurrent `cdc setup` got there first
             return None
-    log.info("source changed", extra=fields(action=action.description))
-    return action.description
+    return action.description  # the caller says it, once (cdc setup prints it)
 
 
 # -- teardown ---------------------------------------------------------------------
@@ -461,9 +456,7 @@ def teardown_source(settings: Settings, *, stop_reader: bool = True,
                 conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
                     sql.Identifier(settings.publication)))
                 done.append(f"dropped publication {settings.publication}")
-    for description in done:
-        log.info("source changed", extra=fields(action=description))
-    return done
+    return done  # the caller says it, once (cdc teardown prints it)
 
 
 def _release_slot(conn: psycopg.Connection[Any], slot: str, stop_reader: bool,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import Subscription
@@ -11,10 +9,7 @@ from google.pubsub_v1 import Subscription
 from cdc.errors import SinkMisconfigured
 from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
-from cdc.logs import fields
 from cdc.settings import Settings
-
-log = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 10
 # A message delivered to a consumer that died comes back after this. The consumers
@@ -23,7 +18,9 @@ ACK_DEADLINE_S = 30
 
 
 class PubSubAdmin:
-    """Creates what ``cdc setup`` needs on Pub/Sub; every call is idempotent."""
+    """Creates what ``cdc setup`` needs on Pub/Sub; every call is idempotent.
+
+    It logs nothing: it returns what it did, and ``cdc setup`` prints that once."""
 
     def __init__(self, settings: Settings) -> None:
         self.project = settings.require_project()
@@ -45,7 +42,6 @@ class PubSubAdmin:
                 self.publisher.create_topic(name=self.topic_path(name), **call_options())
             except gexc.AlreadyExists:
                 return False
-        log.info("created topic", extra=fields(topic=name))
         return True
 
     def ensure_subscription(self, name: str, topic: str, *, ordered: bool,
@@ -63,7 +59,6 @@ class PubSubAdmin:
                 self.subscriber.create_subscription(request=request, **call_options())
             except gexc.AlreadyExists:
                 return False
-        log.info("created subscription", extra=fields(subscription=name, ordered=ordered))
         return True
 
     def ensure_all(self) -> list[str]:
@@ -123,7 +118,6 @@ class PubSubAdmin:
             self.subscriber.update_subscription(request={
                 "subscription": subscription, "update_mask": {"paths": paths}},
                 **call_options())
-        log.info("updated subscription", extra=fields(subscription=name, fields=paths))
 
     def _dead_letter_policy(self, dead_letter_topic: str) -> dict[str, object]:
         return {"dead_letter_topic": self.topic_path(dead_letter_topic),

@@ -15,6 +15,9 @@ from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
 
 NOTE = "note: "
+# README.md's order: the consumers must run before a backfill can be waited for
+NEXT_STEP = ("next: start `cdc run`, `cdc consume firestore` and `cdc consume audit`, "
+             "then `cdc backfill --wait` loads the members that exist")
 
 
 @click.command()
@@ -51,7 +54,7 @@ def setup(settings: Settings, dry_run: bool) -> None:
     if dry_run:
         click.echo("dry run: nothing was changed")
     elif changed:
-        click.echo(f"setup complete ({len(changed)} change(s)); next: `cdc run`")
+        click.echo(f"setup complete ({len(changed)} change(s)); {NEXT_STEP}")
     else:
         click.echo("nothing to do: the source and Pub/Sub were already set up")
 
