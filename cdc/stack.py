@@ -26,10 +26,14 @@ import psycopg
 
 from cdc.errors import ConfigError
 
-PG_BIN = Path(os.environ.get("CDC_PG_BIN", "/usr/lib/postgresql/15/bin"))
-GCLOUD_PLATFORM = Path(os.environ.get("CDC_GCLOUD_PLATFORM", "/usr/lib/google-cloud-sdk/platform"))
-PUBSUB_EMULATOR = GCLOUD_PLATFORM / "pubsub-emulator/bin/cloud-pubsub-emulator"
-FIRESTORE_EMULATOR = GCLOUD_PLATFORM / "cloud-firestore-emulator/cloud_firestore_emulator"
+DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
+DEFAULT_GCLOUD_PLATFORM = "/usr/lib/google-cloud-sdk/platform"
+# The tools: CDC_PG_BIN and CDC_GCLOUD_PLATFORM, or `cdc stack up --pg-bin/--gcloud-platform`
+# (:func:`use_tools`).
+PG_BIN = Path(os.environ.get("CDC_PG_BIN", DEFAULT_PG_BIN))
+GCLOUD_PLATFORM = Path(os.environ.get("CDC_GCLOUD_PLATFORM", DEFAULT_GCLOUD_PLATFORM))
+PUBSUB_EMULATOR = "pubsub-emulator/bin/cloud-pubsub-emulator"  # under GCLOUD_PLATFORM
+FIRESTORE_EMULATOR = "cloud-firestore-emulator/cloud_firestore_emulator"
 PROJECT = "cdc-local"
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -98,6 +102,13 @@ def wait_for_port(port: int, timeout: float, what: str, log: Path) -> None:
                       hint=f"see its log, {log}")
 
 
+def use_tools(*, pg_bin: Path | None = None, gcloud_platform: Path | None = None) -> None:
+    """Take the Postgres server binaries and the emulators from these directories."""
+    global PG_BIN, GCLOUD_PLATFORM
+    PG_BIN = pg_bin or PG_BIN
+    GCLOUD_PLATFORM = gcloud_platform or GCLOUD_PLATFORM
+
+
 def _as_postgres(argv: list[str]) -> list[str]:
     """Run server binaries as the postgres user when we are root."""
     if os.geteuid() != 0:
@@ -108,7 +119,8 @@ def _as_postgres(argv: list[str]) -> list[str]:
 def _require(path: Path, what: str) -> None:
     if not path.exists():
         raise ConfigError(f"{what} not found at {path}",
-                          hint="install it, or point CDC_PG_BIN / CDC_GCLOUD_PLATFORM at it")
+                          hint="install it, or point CDC_PG_BIN (--pg-bin) / "
+                               "CDC_GCLOUD_PLATFORM (--gcloud-platform) at it")
 
 
 def data_dir(state: Path) -> Path:
@@ -197,14 +209,16 @@ def start_emulator(argv: list[str], log: Path) -> int:
 
 
 def start_pubsub(state: Path, port: int) -> int:
-    _require(PUBSUB_EMULATOR, "the Pub/Sub emulator")
-    return start_emulator([str(PUBSUB_EMULATOR), "--host=127.0.0.1", f"--port={port}"],
+    emulator = GCLOUD_PLATFORM / PUBSUB_EMULATOR
+    _require(emulator, "the Pub/Sub emulator")
+    return start_emulator([str(emulator), "--host=127.0.0.1", f"--port={port}"],
                           state / "pubsub.log")
 
 
 def start_firestore(state: Path, port: int) -> int:
-    _require(FIRESTORE_EMULATOR, "the Firestore emulator")
-    return start_emulator([str(FIRESTORE_EMULATOR), "start", "--host=127.0.0.1",
+    emulator = GCLOUD_PLATFORM / FIRESTORE_EMULATOR
+    _require(emulator, "the Firestore emulator")
+    return start_emulator([str(emulator), "start", "--host=127.0.0.1",
                            f"--port={port}"], state / "firestore.log")
 
 

@@ -12,6 +12,7 @@ makes from another shell show up too.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 import click
 
 from cdc import stack
+from cdc.cli.stack_cmd import DIR_OPTION, GCLOUD_PLATFORM_OPTION, PG_BIN_OPTION
 from cdc.errors import ConfigError
 from cdc.provisioning import setup_source
 from cdc.pubsub_admin import PubSubAdmin
@@ -38,8 +40,9 @@ PROCESSES = (("reader", ("run", "--http-port", "0")),
 
 
 @click.command()
-@click.option("--dir", "state_dir", type=click.Path(path_type=Path), default=Path(".cdc-stack"),
-              show_default=True, help="where the local stack keeps its data and logs")
+@DIR_OPTION
+@PG_BIN_OPTION
+@GCLOUD_PLATFORM_OPTION
 @click.option("--once", is_flag=True, help="run the demo changes, check them, stop and exit")
 @click.option("--keep", is_flag=True, help="leave the stack running on exit")
 def demo(state_dir: Path, once: bool, keep: bool) -> None:
@@ -51,7 +54,8 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
     children: list[subprocess.Popen[bytes]] = []
     try:  # from the start on: a failure or a signal while the stack starts cleans up too
         info = stack.start(state_dir)
-        env = dict(os.environ, **info.env(), CDC_LOG_LEVEL="INFO")
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        env = dict(os.environ, **info.env(), CDC_LOG_LEVEL=level)  # the demo's --log-level
         os.environ.update(info.env())
         stack.run_sql_file(info.database_url, "schema.sql")
         settings = Settings(database_url=info.database_url, project=info.project)

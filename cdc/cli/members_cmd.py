@@ -26,7 +26,7 @@ def members() -> None:
 @click.option("--unmasked", is_flag=True,
               help="show names, e-mail, phone and address in full (personal data)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
-@with_settings
+@with_settings("project", "members_collection")
 def show(settings: Settings, kennitala: str, unmasked: bool, as_json: bool) -> None:
     """Show the member document of KENNITALA (10 digits, dash optional), masked.
 

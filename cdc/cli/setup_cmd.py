@@ -9,7 +9,7 @@ import sys
 import click
 
 from cdc import provisioning
-from cdc.cli.options import with_settings
+from cdc.cli.options import SOURCE, with_settings
 from cdc.errors import PermanentError
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
@@ -22,7 +22,7 @@ NEXT_STEP = ("next: start `cdc run`, `cdc consume firestore` and `cdc consume au
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="print what would be done, change nothing")
-@with_settings
+@with_settings(*SOURCE, "project", "topic")
 def setup(settings: Settings, dry_run: bool) -> None:
     """Create the publication, replica identity, slot, topics and subscriptions.
 
@@ -63,7 +63,7 @@ def setup(settings: Settings, dry_run: bool) -> None:
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 @click.option("--force", is_flag=True,
               help="also when a reader streams from the slot: stop it, then drop the slot")
-@with_settings
+@with_settings("database_url", "slot", "publication")
 def teardown(settings: Settings, yes: bool, force: bool) -> None:
     """Drop the replication slot and the publication.
 

@@ -18,10 +18,34 @@ from cdc import stack as local_stack
 from cdc.errors import ConfigError
 
 DEFAULT_DIR = Path(".cdc-stack")
-_DIR_OPTION = click.option(
+DIR_OPTION = click.option(
     "--dir", "state_dir", type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_DIR, show_default=True, envvar="CDC_STACK_DIR",
-    help="where the stack keeps its data, logs and ports")
+    default=DEFAULT_DIR, show_default=True, envvar="CDC_STACK_DIR", show_envvar=True,
+    help="where the local stack keeps its data, logs and ports")
+
+
+def _pg_bin(_ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    local_stack.use_tools(pg_bin=value)
+    return value
+
+
+def _gcloud_platform(_ctx: click.Context, _param: click.Parameter, value: Path) -> Path:
+    local_stack.use_tools(gcloud_platform=value)
+    return value
+
+
+PG_BIN_OPTION = click.option(
+    "--pg-bin", envvar="CDC_PG_BIN", type=click.Path(file_okay=False, path_type=Path),
+    default=Path(local_stack.DEFAULT_PG_BIN), show_default=True, show_envvar=True,
+    expose_value=False, callback=_pg_bin,
+    help="directory of the PostgreSQL server binaries (initdb, pg_ctl)")
+GCLOUD_PLATFORM_OPTION = click.option(
+    "--gcloud-platform", envvar="CDC_GCLOUD_PLATFORM",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(local_stack.DEFAULT_GCLOUD_PLATFORM), show_default=True, show_envvar=True,
+    expose_value=False, callback=_gcloud_platform,
+    help="the Google Cloud SDK's platform directory, with the Pub/Sub and Firestore "
+         "emulators")
 
 
 @click.group()
@@ -30,7 +54,9 @@ def stack() -> None:
 
 
 @stack.command()
-@_DIR_OPTION
+@DIR_OPTION
+@PG_BIN_OPTION
+@GCLOUD_PLATFORM_OPTION
 def up(state_dir: Path) -> None:
     """Start Postgres and both emulators, load the Django schema, print the exports."""
     info = local_stack.load(state_dir)
@@ -52,7 +78,8 @@ def up(state_dir: Path) -> None:
 
 
 @stack.command()
-@_DIR_OPTION
+@DIR_OPTION
+@PG_BIN_OPTION
 @click.option("--purge", is_flag=True, help="also delete the data directory")
 def down(state_dir: Path, purge: bool) -> None:
     """Stop the stack (and with --purge, delete its data)."""
@@ -65,7 +92,7 @@ def down(state_dir: Path, purge: bool) -> None:
 
 
 @stack.command()
-@_DIR_OPTION
+@DIR_OPTION
 def env(state_dir: Path) -> None:
     """Print the exports for a running stack."""
     info = local_stack.load(state_dir)

@@ -16,7 +16,7 @@ import click
 import orjson
 
 from cdc import provisioning, sink_status
-from cdc.cli.options import with_settings
+from cdc.cli.options import SOURCE, with_settings
 from cdc.settings import Settings
 from cdc.source_status import SourceState, read_source_state
 
@@ -25,9 +25,10 @@ GIB = 1024**3
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
-@click.option("--max-lag-bytes", type=click.IntRange(min=0), default=GIB, show_default=True,
+@click.option("--max-lag-bytes", envvar="CDC_MAX_LAG_BYTES", type=click.IntRange(min=0),
+              default=GIB, show_default=True, show_envvar=True,
               help="lag above which the status needs attention")
-@with_settings
+@with_settings(*SOURCE, "project", "topic", "audit_collection")
 def status(settings: Settings, as_json: bool, max_lag_bytes: int) -> None:
     """Slot state, lag, WAL retained, publication, last event and dead letters."""
     report = gather(settings, max_lag_bytes)

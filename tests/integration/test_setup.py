@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
@@ -51,11 +52,22 @@ def cdc(settings: Settings, *args: str, input: str | None = None,
     }
     for name, value in overrides.items():
         options["--" + name.replace("_", "-")] = value
+    offered = offered_options(list(args))
     argv = [*args]
     for option, value in options.items():
-        if value:
+        if value and option in offered:  # each command offers only the settings it uses
             argv += [option, value]
     return CliRunner().invoke(main, argv, input=input, env=env)
+
+
+def offered_options(args: list[str]) -> set[str]:
+    """The options of the command that ``args`` name (``["audit", "prune", ...]``)."""
+    command: click.Command = main
+    for word in args:
+        if not isinstance(command, click.Group) or word not in command.commands:
+            break
+        command = command.commands[word]
+    return {opt for param in command.params for opt in param.opts}
 
 
 def one_error_line(result: Result) -> str:
