@@ -159,7 +159,8 @@ class Backfill:
         state.orphans = {"deleted": deleted,
                          "candidates": len(pre.orphans.candidates) if pre.orphans else 0}
         self.store.save(state)
-        log.info("backfill published", extra=fields(
+        # debug: `cdc backfill` prints the same facts as its summary line
+        log.debug("backfill published", extra=fields(
             backfill=state.id, lsn=str(state.lsn), events=state.checkpoint.events,
             dead_lettered=state.checkpoint.dead_lettered, orphans_deleted=deleted,
             members_in_flight=self.pacer.unapplied() if self.pacer else None))
@@ -184,7 +185,7 @@ class Backfill:
                 raise ConfigError("--resume continues with the interrupted backfill's scope",
                                   hint="leave out --kennitala, --comrade-id and --joined-after "
                                        f"(it was {state.filters.describe()})")
-            log.info("resuming backfill", extra=fields(
+            log.debug("resuming backfill", extra=fields(  # the command's head line says so
                 backfill=state.id, next_seq=state.checkpoint.next_seq,
                 after_comrade_id=state.checkpoint.last_comrade_id))
             return state

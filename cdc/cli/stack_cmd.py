@@ -57,8 +57,15 @@ def stack() -> None:
 @DIR_OPTION
 @PG_BIN_OPTION
 @GCLOUD_PLATFORM_OPTION
-def up(state_dir: Path) -> None:
-    """Start Postgres and both emulators, load the Django schema, print the exports."""
+@click.option("--demo-members", is_flag=True,
+              help="also load a few made-up members (sql/demo.sql), as if the register "
+                   "already had them")
+def up(state_dir: Path, demo_members: bool) -> None:
+    """Start Postgres and both emulators, load the Django schema, print the exports.
+
+    Take the exports into your shell with eval "$(cdc stack up)"; in another
+    shell, eval "$(cdc stack env)".
+    """
     info = local_stack.load(state_dir)
     if info is not None and _answers(info):
         click.echo(f"the stack in {state_dir} is already running", err=True)
@@ -74,6 +81,9 @@ def up(state_dir: Path) -> None:
             raise
         click.echo(f"loaded schema.sql; stop it with `cdc stack down{_dir_arg(state_dir)}`",
                    err=True)
+    if demo_members:  # idempotent: members already there are skipped
+        local_stack.run_sql_file(info.database_url, "demo.sql")
+        click.echo("loaded demo.sql: 4 made-up members", err=True)
     _print_exports(info.env())
 
 

@@ -26,7 +26,7 @@ GIB = 1024**3
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
 @click.option("--max-lag-bytes", envvar="CDC_MAX_LAG_BYTES", type=click.IntRange(min=0),
-              default=GIB, show_default=True, show_envvar=True,
+              default=GIB, show_default=f"{GIB} (1 GiB)", show_envvar=True,
               help="lag above which the status needs attention")
 @with_settings(*SOURCE, "project", "topic", "audit_collection")
 def status(settings: Settings, as_json: bool, max_lag_bytes: int) -> None:
