@@ -10,8 +10,8 @@ time and the CPU seconds of the Pub/Sub emulator, the Firestore emulator, the
 members consumer and the backfill, read from ``/proc`` (Postgres is left out:
 its backends exit with the run). Options after ``--`` go to `cdc backfill`
 (``--chunk-size``, ``--ordering-keys``). ``--unordered`` creates the members
-subscription without message ordering: an experiment only (DESIGN.md requires
-it ordered), to see what the emulator's ordered delivery costs.
+subscription without message ordering: an experiment only (docs/events.md
+requires it ordered), to see what the emulator's ordered delivery costs.
 
 There is no baseline: compare runs of this script before and after a change
 (bench/README.md, "What limits the backfill").

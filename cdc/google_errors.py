@@ -9,6 +9,7 @@ is a :class:`ConfigError` with the ways to provide them, not a traceback.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ CREDENTIALS_HINT = ("set GOOGLE_APPLICATION_CREDENTIALS to a service account key
                     "PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST")
 INDEX_HINT = ("deploy the composite indexes in firestore.indexes.json "
               "(firebase deploy --only firestore:indexes), see README.md")
+EMULATOR_VARIABLES = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
 _PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound,
               gexc.InvalidArgument, gexc.FailedPrecondition)
 
@@ -34,6 +36,11 @@ def translate(exc: BaseException, what: str) -> CdcError:
     name a document (``members/<kennitala>``): the redaction layer masks it
     wherever the error is shown.
     """
+    if isinstance(exc, gexc.RetryError) and isinstance(exc.cause, gexc.GoogleAPIError):
+        gave_up = _flat(str(exc.message)).split(", last exception")[0]  # "Timeout of 5.0s exceeded"
+        last = exc.cause
+        return SinkUnavailable(f"{what}: no answer ({gave_up}): {type(last).__name__}: "
+                               f"{_flat(str(last))}", hint=_unreachable_hint(str(last)))
     message = _flat(getattr(exc, "message", None) or str(exc))
     if isinstance(exc, gexc.NotFound):
         return SinkMisconfigured(f"{what}: not found ({message})",
@@ -47,7 +54,17 @@ def translate(exc: BaseException, what: str) -> CdcError:
     if isinstance(exc, _PERMANENT):
         return SinkMisconfigured(f"{what}: {type(exc).__name__}: {_flat(str(exc))}")
     return SinkUnavailable(f"{what}: {type(exc).__name__}: {_flat(str(exc))}",
-                           hint="check that the Google service or emulator is reachable")
+                           hint=_unreachable_hint(str(exc)))
+
+
+def _unreachable_hint(said: str) -> str:
+    """Names the emulator the failed address belongs to, when one is in use."""
+    emulators = {name: os.environ[name] for name in EMULATOR_VARIABLES if os.environ.get(name)}
+    named = [f"{name}={host}" for name, host in emulators.items() if host in said] or \
+        [f"{name}={host}" for name, host in emulators.items()]
+    if named:
+        return f"check that the emulator is running and reachable ({', '.join(named)})"
+    return "check that the Google service or emulator is reachable"
 
 
 def _flat(text: str) -> str:

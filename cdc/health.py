@@ -1,7 +1,15 @@
-"""``/healthz`` and ``/metrics`` over HTTP, shared by the reader and the consumers.
+"""``/livez``, ``/readyz``, ``/healthz`` and ``/metrics`` over HTTP, shared by
+the reader and the consumers.
 
-The ``/healthz`` reason is redacted (cdc/redaction.py): a failure's text may
-quote a document path such as ``members/<kennitala>``.
+* ``/readyz``: 200 while the process does its work (the reader streams, a
+  consumer settles batches), 503 with the reason otherwise. A readiness probe.
+* ``/livez``: 200 while the process is alive, also when it is not ready: a
+  standby ``cdc run`` waiting for the slot is alive, and restarting it would
+  not help. A liveness probe.
+* ``/healthz``: the same as ``/readyz``, as it always was.
+
+The reason is redacted (cdc/redaction.py): a failure's text may quote a
+document path such as ``members/<kennitala>``.
 """
 
 from __future__ import annotations
@@ -23,8 +31,8 @@ class HealthServer:
     """Serves the two endpoints on a daemon thread until :meth:`stop`."""
 
     def __init__(self, port: int, check: HealthCheck, registry: CollectorRegistry = REGISTRY,
-                 host: str = "0.0.0.0") -> None:
-        handler = _handler(check, registry)
+                 host: str = "0.0.0.0", live: HealthCheck = lambda: (True, "alive")) -> None:
+        handler = _handler({"/readyz": check, "/healthz": check, "/livez": live}, registry)
         try:
             self._server = ThreadingHTTPServer((host, port), handler)
         except OSError as exc:
@@ -48,10 +56,12 @@ class HealthServer:
         self._server.server_close()
 
 
-def _handler(check: HealthCheck, registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
+def _handler(checks: dict[str, HealthCheck],
+             registry: CollectorRegistry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.startswith("/healthz"):
+            check = checks.get(self.path.split("?", 1)[0])
+            if check is not None:
                 ok, reason = check()
                 self._send(200 if ok else 503, "text/plain", (redact(reason) + "\n").encode())
             elif self.path.startswith("/metrics"):

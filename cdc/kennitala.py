@@ -14,6 +14,9 @@ Reasons name the rule, never the value.
 
 from __future__ import annotations
 
+from cdc.errors import ConfigError
+from cdc.redaction import mask_kennitala
+
 WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2)
 
 INVALID = "invalid kennitala"
@@ -41,3 +44,17 @@ def kennitala_problem(value: object) -> str | None:
 
 def is_kennitala(value: object) -> bool:
     return kennitala_problem(value) is None
+
+
+def typed_kennitala(text: str, label: str) -> str:
+    """The kennitala a person typed (dash optional), judged by the rule; a
+    :class:`ConfigError` naming ``label`` (``--kennitala``) otherwise. Never echoed whole."""
+    value = text.replace("-", "").strip()
+    problem = kennitala_problem(value)
+    if problem == WRONG_CHECK_DIGIT:
+        raise ConfigError(f"{label} {mask_kennitala(value)} is an {problem}",
+                          hint="check the digits: the 9th is computed from the first eight, "
+                               "e.g. 0101701259 or 010170-1259")
+    if problem is not None:
+        raise ConfigError(f"{label} must be 10 digits", hint="e.g. 0101701259 or 010170-1259")
+    return value

@@ -19,7 +19,6 @@ hint is the statement to run.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,6 @@ from psycopg import sql
 
 from cdc import source_connection
 from cdc.errors import CdcError, ConfigError, SourceMisconfigured, SourceUnavailable
-from cdc.logs import fields
 from cdc.settings import Settings
 from cdc.source_connection import first_line
 from cdc.source_status import (
@@ -41,8 +39,6 @@ from cdc.source_status import (
     read_slot_state,
     read_source_state,
 )
-
-log = logging.getLogger(__name__)
 
 DBA_HINT = "or have a DBA run sql/setup.sql"
 LOCK_TIMEOUT = "10s"
@@ -392,8 +388,7 @@ def _run(conn: psycopg.Connection[Any], action: Action) -> str | None:
             conn.execute(action.statement)
         except pgerr.DuplicateObject:  # a concurrent `cdc setup` got there first
             return None
-    log.info("source changed", extra=fields(action=action.description))
-    return action.description
+    return action.description  # the caller says it, once (cdc setup prints it)
 
 
 # -- teardown ---------------------------------------------------------------------
@@ -413,6 +408,26 @@ def teardown_plan(settings: Settings) -> list[str]:
     if pub is not None:
         planned.append(f"drop publication {settings.publication}")
     return planned
+
+
+def slot_user(settings: Settings) -> str | None:
+    """Who streams from the slot, in words for a person; None when nobody does."""
+    with connect_source(settings, purpose="teardown") as conn, \
+            source_boundary("reading the replication slot"):
+        slot = read_slot_state(conn, settings.slot)
+        if slot is None or not slot.active or slot.active_pid is None:
+            return None
+        row = conn.execute(
+            "SELECT application_name, coalesce(client_hostname, host(client_addr)),"
+            " to_char(backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')"
+            " FROM pg_stat_activity WHERE pid = %s", (slot.active_pid,)).fetchone()
+    if row is None:
+        return f"pid {slot.active_pid}"
+    name, host, since = row
+    client = name or "a replication client"
+    where = f" on {host}" if host else ""
+    started = f", streaming since {since} UTC" if since else ""
+    return f"{client}{where} (pid {slot.active_pid}{started})"
 
 
 def teardown_source(settings: Settings, *, stop_reader: bool = True,
@@ -441,9 +456,7 @@ def teardown_source(settings: Settings, *, stop_reader: bool = True,
                 conn.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(
                     sql.Identifier(settings.publication)))
                 done.append(f"dropped publication {settings.publication}")
-    for description in done:
-        log.info("source changed", extra=fields(action=description))
-    return done
+    return done  # the caller says it, once (cdc teardown prints it)
 
 
 def _release_slot(conn: psycopg.Connection[Any], slot: str, stop_reader: bool,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from google.api_core import exceptions as gexc
@@ -10,11 +9,9 @@ from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import Subscription
 
 from cdc.errors import SinkMisconfigured
+from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
-from cdc.logs import fields
 from cdc.settings import Settings
-
-log = logging.getLogger(__name__)
 
 MAX_DELIVERY_ATTEMPTS = 10
 # A message delivered to a consumer that died comes back after this. The consumers
@@ -30,7 +27,9 @@ RETRY_MAX_BACKOFF_S = 600
 
 
 class PubSubAdmin:
-    """Creates what ``cdc setup`` needs on Pub/Sub; every call is idempotent."""
+    """Creates what ``cdc setup`` needs on Pub/Sub; every call is idempotent.
+
+    It logs nothing: it returns what it did, and ``cdc setup`` prints that once."""
 
     def __init__(self, settings: Settings) -> None:
         self.project = settings.require_project()
@@ -49,10 +48,9 @@ class PubSubAdmin:
         """True when it was created now."""
         with google_boundary(f"creating topic {name}"):
             try:
-                self.publisher.create_topic(name=self.topic_path(name))
+                self.publisher.create_topic(name=self.topic_path(name), **call_options())
             except gexc.AlreadyExists:
                 return False
-        log.info("created topic", extra=fields(topic=name))
         return True
 
     def ensure_subscription(self, name: str, topic: str, *, ordered: bool,
@@ -68,10 +66,9 @@ class PubSubAdmin:
             request["retry_policy"] = RETRY_POLICY
         with google_boundary(f"creating subscription {name}"):
             try:
-                self.subscriber.create_subscription(request=request)
+                self.subscriber.create_subscription(request=request, **call_options())
             except gexc.AlreadyExists:
                 return False
-        log.info("created subscription", extra=fields(subscription=name, ordered=ordered))
         return True
 
     def ensure_all(self) -> list[str]:
@@ -107,7 +104,7 @@ class PubSubAdmin:
         """
         path = self.subscription_path(name)
         with google_boundary(f"reading subscription {name}"):
-            current = self.subscriber.get_subscription(subscription=path)
+            current = self.subscriber.get_subscription(subscription=path, **call_options())
         if ordered and not current.enable_message_ordering:
             raise SinkMisconfigured(
                 f"subscription {name} exists without message ordering",
@@ -134,8 +131,8 @@ class PubSubAdmin:
         paths = [field for field in subscription if field != "name"]
         with google_boundary(f"updating subscription {name}"):
             self.subscriber.update_subscription(request={
-                "subscription": subscription, "update_mask": {"paths": paths}})
-        log.info("updated subscription", extra=fields(subscription=name, fields=paths))
+                "subscription": subscription, "update_mask": {"paths": paths}},
+                **call_options())
 
     def _dead_letter_policy(self, dead_letter_topic: str) -> dict[str, object]:
         return {"dead_letter_topic": self.topic_path(dead_letter_topic),

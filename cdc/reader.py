@@ -116,6 +116,10 @@ class Reader:
             return False, f"stalled: publishing has failed for {publisher.stalled_for:.0f}s"
         return True, "streaming"
 
+    def alive(self) -> tuple[bool, str]:
+        """/livez: the process runs, streaming or not (a standby waits, and is alive)."""
+        return True, self.state
+
     def run(self) -> None:
         """Until stopped. Permanent errors propagate; retryable ones back off."""
         backoff = Backoff(first=0.5, cap=self.options.max_backoff_s)

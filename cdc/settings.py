@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from cdc.errors import ConfigError
+from cdc.source_connection import check_dsn
 
 DEFAULT_TABLES: tuple[str, ...] = (
     "public.membership_comrade",
@@ -46,7 +47,7 @@ def parse_tables(text: str | None) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of DESIGN.md, validated."""
+    """Every setting of the README's settings table, validated."""
 
     database_url: str | None = None
     project: str | None = None
@@ -73,6 +74,8 @@ class Settings:
                "a whole number from 1 to 4096")
         if not self.tables:
             raise ConfigError("CDC_TABLES is empty", hint="name at least one table")
+        if self.database_url:  # a DSN that is no URL or conninfo: refused before any work
+            check_dsn(self.database_url)
 
     # -- derived names -------------------------------------------------------
     @property

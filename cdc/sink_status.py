@@ -3,7 +3,7 @@
 
 Both are best effort: when the project, credentials or the service are not
 there, the figure is ``None`` with a note saying why, and ``cdc status``
-shows "unknown" instead of failing.
+shows it as unknown, exits 1 and says why, instead of failing with an error.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.errors import CdcError, SinkUnavailable
+from cdc.errors import CdcError
+from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
 from cdc.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_PEEK_LIMIT = 1000
-_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -32,21 +32,22 @@ class Probe:
 
     value: str | int | None
     note: str = ""
+    known: bool = True  # False: the figure could not be read (the note says why)
 
 
 def last_event_time(settings: Settings) -> Probe:
     """Commit time of the newest record in the audit collection."""
     if not settings.project:
-        return Probe(None, "unknown: GOOGLE_CLOUD_PROJECT is not set")
+        return Probe(None, "unknown: GOOGLE_CLOUD_PROJECT is not set", known=False)
     try:
         with google_boundary("connecting to Firestore"):
             client = firestore.Client(project=settings.project)
         query = (client.collection(settings.audit_collection)
                  .order_by("commit_time", direction=firestore.Query.DESCENDING).limit(1))
         with google_boundary(f"reading the newest record of {settings.audit_collection}"):
-            docs = list(query.stream(retry=None, timeout=_TIMEOUT))
+            docs = list(query.stream(**stream_options()))
     except CdcError as exc:
-        return Probe(None, f"unknown: {_reason(exc)}")
+        return Probe(None, f"unknown: {_reason(exc)}", known=False)
     if not docs:
         return Probe(None, f"none yet: {settings.audit_collection} is empty")
     return Probe(_iso(docs[0].get("commit_time")))
@@ -60,7 +61,7 @@ def dead_letter_depth(settings: Settings, limit: int = DEAD_LETTER_PEEK_LIMIT) -
     counts as a delivery attempt on those messages.
     """
     if not settings.project:
-        return Probe(None, "unknown: GOOGLE_CLOUD_PROJECT is not set")
+        return Probe(None, "unknown: GOOGLE_CLOUD_PROJECT is not set", known=False)
     try:
         with google_boundary("connecting to Pub/Sub"):
             subscriber = pubsub_v1.SubscriberClient()
@@ -68,7 +69,7 @@ def dead_letter_depth(settings: Settings, limit: int = DEAD_LETTER_PEEK_LIMIT) -
         with google_boundary(f"peeking into {settings.dead_letter_subscription}"):
             count = _peek(subscriber, path, limit)
     except CdcError as exc:
-        return Probe(None, f"unknown: {_reason(exc)}")
+        return Probe(None, f"unknown: {_reason(exc)}", known=False)
     note = f"at least {count} (counted up to {limit})" if count >= limit else ""
     return Probe(count, note)
 
@@ -82,7 +83,7 @@ def _peek(subscriber: Any, path: str, limit: int) -> int:
                 response = subscriber.pull(
                     request={"subscription": path, "max_messages": min(limit - len(seen), 1000),
                              "return_immediately": True},
-                    retry=None, timeout=_TIMEOUT)
+                    **call_options())
             except gexc.DeadlineExceeded:
                 break  # production Pub/Sub may wait out the deadline when it is empty
             fresh = [m for m in response.received_messages if m.message.message_id not in seen]
@@ -94,7 +95,7 @@ def _peek(subscriber: Any, path: str, limit: int) -> int:
         for start in range(0, len(ack_ids), 500):
             subscriber.modify_ack_deadline(
                 request={"subscription": path, "ack_ids": ack_ids[start:start + 500],
-                         "ack_deadline_seconds": 0}, timeout=_TIMEOUT)
+                         "ack_deadline_seconds": 0}, **call_options())
     return len(seen)
 
 
@@ -107,6 +108,4 @@ def _iso(value: object) -> str:
 
 
 def _reason(exc: CdcError) -> str:
-    if isinstance(exc, SinkUnavailable):
-        return f"{exc} (is the service or its emulator reachable?)"
     return exc.one_line()

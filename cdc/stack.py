@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -25,10 +26,14 @@ import psycopg
 
 from cdc.errors import ConfigError
 
-PG_BIN = Path(os.environ.get("CDC_PG_BIN", "/usr/lib/postgresql/15/bin"))
-GCLOUD_PLATFORM = Path(os.environ.get("CDC_GCLOUD_PLATFORM", "/usr/lib/google-cloud-sdk/platform"))
-PUBSUB_EMULATOR = GCLOUD_PLATFORM / "pubsub-emulator/bin/cloud-pubsub-emulator"
-FIRESTORE_EMULATOR = GCLOUD_PLATFORM / "cloud-firestore-emulator/cloud_firestore_emulator"
+DEFAULT_PG_BIN = "/usr/lib/postgresql/15/bin"
+DEFAULT_GCLOUD_PLATFORM = "/usr/lib/google-cloud-sdk/platform"
+# The tools: CDC_PG_BIN and CDC_GCLOUD_PLATFORM, or `cdc stack up --pg-bin/--gcloud-platform`
+# (:func:`use_tools`).
+PG_BIN = Path(os.environ.get("CDC_PG_BIN", DEFAULT_PG_BIN))
+GCLOUD_PLATFORM = Path(os.environ.get("CDC_GCLOUD_PLATFORM", DEFAULT_GCLOUD_PLATFORM))
+PUBSUB_EMULATOR = "pubsub-emulator/bin/cloud-pubsub-emulator"  # under GCLOUD_PLATFORM
+FIRESTORE_EMULATOR = "cloud-firestore-emulator/cloud_firestore_emulator"
 PROJECT = "cdc-local"
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -87,14 +92,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, timeout: float, what: str) -> None:
+def wait_for_port(port: int, timeout: float, what: str, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
         time.sleep(0.2)
     raise ConfigError(f"{what} did not start on port {port} within {timeout:.0f}s",
-                      hint="look at the log files in the stack's state directory")
+                      hint=f"see its log, {log}")
+
+
+def use_tools(*, pg_bin: Path | None = None, gcloud_platform: Path | None = None) -> None:
+    """Take the Postgres server binaries and the emulators from these directories."""
+    global PG_BIN, GCLOUD_PLATFORM
+    PG_BIN = pg_bin or PG_BIN
+    GCLOUD_PLATFORM = gcloud_platform or GCLOUD_PLATFORM
 
 
 def _as_postgres(argv: list[str]) -> list[str]:
@@ -107,7 +119,8 @@ def _as_postgres(argv: list[str]) -> list[str]:
 def _require(path: Path, what: str) -> None:
     if not path.exists():
         raise ConfigError(f"{what} not found at {path}",
-                          hint="install it, or point CDC_PG_BIN / CDC_GCLOUD_PLATFORM at it")
+                          hint="install it, or point CDC_PG_BIN (--pg-bin) / "
+                               "CDC_GCLOUD_PLATFORM (--gcloud-platform) at it")
 
 
 def data_dir(state: Path) -> Path:
@@ -130,6 +143,11 @@ def _postgres_can_reach(state: Path) -> bool:
 
 
 def start_postgres(state: Path, port: int) -> None:
+    """initdb (once) and start the cluster; a failure names the log that says why.
+
+    ``state`` must be absolute: Postgres resolves the socket directory and the
+    log against its own working directory, not ours (:func:`start` resolves it).
+    """
     _require(PG_BIN / "initdb", "PostgreSQL server binaries")
     state.chmod(0o755)
     data = data_dir(state)
@@ -138,21 +156,39 @@ def start_postgres(state: Path, port: int) -> None:
         data.mkdir(exist_ok=True)
         os.chown(data, pw.pw_uid, pw.pw_gid)
     if not (data / "PG_VERSION").exists():
-        subprocess.run(
+        initdb = subprocess.run(
             _as_postgres([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres",
                           "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
+        if initdb.returncode != 0:
+            raise ConfigError(f"initdb failed: {_last_line(initdb.stderr)}",
+                              hint=f"fix what it says, or remove {data} and try again")
     conf = _PG_CONF.format(port=port, sockdir=data)
     (data / "postgresql.auto.conf").write_text(conf)
     if os.geteuid() == 0:
         pw = pwd.getpwnam("postgres")
         os.chown(data / "postgresql.auto.conf", pw.pw_uid, pw.pw_gid)
-    subprocess.run(
-        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"),
+    log = data / "server.log"
+    started = subprocess.run(
+        _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log),
                       "-w", "-t", "60", "start"]),
-        check=True, stdout=subprocess.DEVNULL,
+        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+    if started.returncode != 0:  # pg_ctl says why on stderr, or the server in its log
+        said = log.read_text(errors="replace") if log.exists() else started.stderr
+        raise ConfigError(f"Postgres did not start: {_last_line(said)}",
+                          hint=f"see its log, {log}" if log.exists() else
+                          f"fix what it says, or remove {data} and try again")
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d [\d:.]+ \S+ \[\d+\] ")
+
+
+def _last_line(text: str) -> str:
+    """The last thing a tool said, without the server log's time and pid."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return _LOG_PREFIX.sub("", lines[-1]) if lines else "(nothing said)"
 
 
 def stop_postgres(state: Path) -> None:
@@ -173,14 +209,16 @@ def start_emulator(argv: list[str], log: Path) -> int:
 
 
 def start_pubsub(state: Path, port: int) -> int:
-    _require(PUBSUB_EMULATOR, "the Pub/Sub emulator")
-    return start_emulator([str(PUBSUB_EMULATOR), "--host=127.0.0.1", f"--port={port}"],
+    emulator = GCLOUD_PLATFORM / PUBSUB_EMULATOR
+    _require(emulator, "the Pub/Sub emulator")
+    return start_emulator([str(emulator), "--host=127.0.0.1", f"--port={port}"],
                           state / "pubsub.log")
 
 
 def start_firestore(state: Path, port: int) -> int:
-    _require(FIRESTORE_EMULATOR, "the Firestore emulator")
-    return start_emulator([str(FIRESTORE_EMULATOR), "start", "--host=127.0.0.1",
+    emulator = GCLOUD_PLATFORM / FIRESTORE_EMULATOR
+    _require(emulator, "the Firestore emulator")
+    return start_emulator([str(emulator), "start", "--host=127.0.0.1",
                            f"--port={port}"], state / "firestore.log")
 
 
@@ -191,7 +229,12 @@ def signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 def start(state_dir: Path, *, postgres: bool = True, emulators: bool = True) -> StackInfo:
-    """Start the whole stack in ``state_dir`` and wait until it answers."""
+    """Start the whole stack in ``state_dir`` and wait until it answers.
+
+    A relative ``state_dir`` is taken from the current directory, as a person
+    typing it means it (Postgres would take it from its data directory).
+    """
+    state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     info = StackInfo(str(state_dir), free_port(), free_port(), free_port(), 0, 0)
     if emulators:
@@ -201,13 +244,14 @@ def start(state_dir: Path, *, postgres: bool = True, emulators: bool = True) -> 
     if postgres:
         start_postgres(state_dir, info.pg_port)
     if emulators:
-        wait_for_port(info.pubsub_port, 60, "the Pub/Sub emulator")
-        wait_for_port(info.firestore_port, 60, "the Firestore emulator")
+        wait_for_port(info.pubsub_port, 60, "the Pub/Sub emulator", state_dir / "pubsub.log")
+        wait_for_port(info.firestore_port, 60, "the Firestore emulator",
+                      state_dir / "firestore.log")
     return info
 
 
 def load(state_dir: Path) -> StackInfo | None:
-    path = state_dir / "stack.json"
+    path = state_dir.resolve() / "stack.json"
     if not path.exists():
         return None
     return StackInfo(**json.loads(path.read_text()))
@@ -215,6 +259,7 @@ def load(state_dir: Path) -> StackInfo | None:
 
 def stop(state_dir: Path, *, remove: bool = False) -> None:
     """Stop whatever :func:`start` started in ``state_dir``."""
+    state_dir = state_dir.resolve()
     info = load(state_dir)
     stop_postgres(state_dir)
     if info is not None:

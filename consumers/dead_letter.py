@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cdc.errors import CdcError
+from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
 from cdc.logs import fields
 from cdc.redaction import redact
@@ -162,7 +163,7 @@ class DeadLetters:
             key = letter.attributes.get("original_ordering_key", "")
             with google_boundary("republishing a dead letter"):
                 self.publisher.publish(self.topic, letter.data, ordering_key=key,
-                                       **letter.original_attributes).result(
+                                       **call_options(), **letter.original_attributes).result(
                     timeout=PUBLISH_TIMEOUT)
             replayed.append(letter)
             if progress is not None:

@@ -39,6 +39,7 @@ from cdc.settings import Settings
 from consumers.delivery import Delivery
 from consumers.pulling import MAX_BACKOFF_S, Prefetcher
 from consumers.subscription_rpc import GrpcSubscription, SubscriptionRpc
+from consumers.summary import Summary
 
 __all__ = ["BatchHandler", "Delivery", "Outcome", "SubscriberRunner"]
 
@@ -169,6 +170,7 @@ class SubscriberRunner:
         self._worker = threading.local()  # each worker's own backoff
         self._last_turn = time.monotonic()
         self._failure: str | None = None
+        self.summary = Summary(name)  # the periodic one-line log (consumers/summary.py)
 
     # -- lifecycle --------------------------------------------------------------
     def stop(self) -> None:
@@ -251,6 +253,7 @@ class SubscriberRunner:
             log.exception("unexpected error; retrying", extra=fields(consumer=self.name))
             self._sleep_backoff()
         self._last_turn = time.monotonic()
+        self.summary.maybe_log()
 
     # -- one batch -----------------------------------------------------------------
     def run_once(self) -> int:
@@ -337,6 +340,7 @@ class SubscriberRunner:
         m.messages.labels("retry").inc(len(outcome.retry) + len(failed))
         m.messages.labels("poison").inc(len(outcome.poison))
         m.dead_lettered.inc(len(dead))
+        self.summary.record(outcome.done, len(dead), len(outcome.retry) + len(failed))
         m.written.inc(outcome.documents_written)
         m.stale.inc(outcome.skipped_stale)
         m.last_batch.set_to_current_time()

@@ -116,7 +116,8 @@ def own_emulator(start: Callable[[Path, int], int], host_variable: str,
     port = stack.free_port()
     pid = start(state, port)
     try:
-        stack.wait_for_port(port, 120, f"an emulator for {host_variable}")
+        log = state / ("pubsub.log" if host_variable.startswith("PUBSUB") else "firestore.log")
+        stack.wait_for_port(port, 120, f"an emulator for {host_variable}", log)
         monkeypatch.setenv(host_variable, f"127.0.0.1:{port}")
         yield pid
     finally:

@@ -1,7 +1,7 @@
 """Row values read with psycopg -> the JSON types of the event contract.
 
-The live stream converts pgoutput's text values (DESIGN.md "Rules for the
-data"); the backfill reads the same rows as Python values and must produce
+The live stream converts pgoutput's text values (docs/events.md,
+"Values"); the backfill reads the same rows as Python values and must produce
 the same JSON, so that a snapshot read and a live change of the same row are
 indistinguishable except for ``op`` and the version:
 

@@ -38,6 +38,7 @@ from cdc.backfill.state import (
 )
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
 from cdc.events import MEMBER_TABLE, ChangeEvent
+from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
 from cdc.kennitala import kennitala_problem
 from cdc.logs import fields
@@ -158,7 +159,8 @@ class Backfill:
         state.orphans = {"deleted": deleted,
                          "candidates": len(pre.orphans.candidates) if pre.orphans else 0}
         self.store.save(state)
-        log.info("backfill published", extra=fields(
+        # debug: `cdc backfill` prints the same facts as its summary line
+        log.debug("backfill published", extra=fields(
             backfill=state.id, lsn=str(state.lsn), events=state.checkpoint.events,
             dead_lettered=state.checkpoint.dead_lettered, orphans_deleted=deleted,
             members_in_flight=self.pacer.unapplied() if self.pacer else None))
@@ -183,7 +185,7 @@ class Backfill:
                 raise ConfigError("--resume continues with the interrupted backfill's scope",
                                   hint="leave out --kennitala, --comrade-id and --joined-after "
                                        f"(it was {state.filters.describe()})")
-            log.info("resuming backfill", extra=fields(
+            log.debug("resuming backfill", extra=fields(  # the command's head line says so
                 backfill=state.id, next_seq=state.checkpoint.next_seq,
                 after_comrade_id=state.checkpoint.last_comrade_id))
             return state
@@ -369,7 +371,7 @@ class Backfill:
                                             self.settings.firestore_subscription)
         try:
             with google_boundary(f"checking subscription {self.settings.firestore_subscription}"):
-                subscriber.get_subscription(subscription=path)
+                subscriber.get_subscription(subscription=path, **call_options())
         except SinkMisconfigured as exc:
             raise SinkMisconfigured(
                 f"subscription {self.settings.firestore_subscription} is missing: the snapshot "

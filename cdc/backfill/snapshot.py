@@ -166,7 +166,8 @@ class SnapshotReader:
             raise _translate(exc) from exc
         finally:
             replication.close()  # the temporary slot goes with it; the import holds the snapshot
-        log.info("snapshot exported", extra=fields(lsn=str(lsn), slot=slot))
+        # debug: `cdc backfill` prints the snapshot's LSN itself, once
+        log.debug("snapshot exported", extra=fields(lsn=str(lsn), slot=slot))
         return cls(reader, lsn, row[0])
 
     @classmethod

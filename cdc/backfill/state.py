@@ -28,6 +28,7 @@ from typing import Any
 from google.cloud import firestore
 
 from cdc.backfill.scope import Scope
+from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
 from cdc.pgoutput.timestamps import iso_utc
@@ -155,7 +156,7 @@ class StateStore:
 
     def load(self, backfill_id: str) -> BackfillState | None:
         with google_boundary("reading the backfill state"):
-            snap = self.collection.document(backfill_id).get()
+            snap = self.collection.document(backfill_id).get(**call_options())
         body = snap.to_dict() if snap.exists else None
         return None if body is None else BackfillState.from_dict(body)
 
@@ -163,12 +164,14 @@ class StateStore:
         """Backfills that were interrupted or stopped by the guard, newest first."""
         with google_boundary("listing backfill states"):
             docs = list(self.collection.where(
-                filter=firestore.FieldFilter("status", "in", list(UNFINISHED))).stream())
+                filter=firestore.FieldFilter("status", "in", list(UNFINISHED))).stream(
+                **stream_options()))
         states = [BackfillState.from_dict(d.to_dict() or {}) for d in docs]
         return sorted(states, key=lambda s: s.started_at, reverse=True)
 
     def latest(self) -> BackfillState | None:
         with google_boundary("listing backfill states"):
             docs = list(self.collection.order_by(
-                "started_at", direction=firestore.Query.DESCENDING).limit(1).stream())
+                "started_at", direction=firestore.Query.DESCENDING).limit(1).stream(
+                **stream_options()))
         return BackfillState.from_dict(docs[0].to_dict() or {}) if docs else None

@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from cdc import gc_policy, logs
+from cdc import gc_policy
+from cdc.cli.options import log_level_option
 from cdc.errors import (
     CdcError,
     ConfigError,
@@ -36,6 +37,7 @@ _COMMANDS = {
     "backfill_cmd": ("backfill",),
     "audit_cmd": ("audit",),
     "verify_cmd": ("verify",),
+    "members_cmd": ("members",),
 }
 _EXIT_2 = (ConfigError, SourceMisconfigured, SinkMisconfigured, SlotLost)
 
@@ -53,12 +55,13 @@ class CdcGroup(click.Group):
 
 
 @click.group(cls=CdcGroup)
-@click.option("--log-level", envvar="CDC_LOG_LEVEL", default="INFO", show_envvar=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.version_option(package_name="member-cdc")
-def main(log_level: str) -> None:
-    """Postgres -> Pub/Sub -> Firestore change-data-capture for the membership register."""
-    logs.configure(log_level)
+def main() -> None:
+    """Postgres -> Pub/Sub -> Firestore change-data-capture for the membership register.
+
+    Every command takes its settings as options or environment variables
+    (README.md, "Settings"); `cdc COMMAND --help` lists them.
+    """
 
 
 def run_cli() -> None:
@@ -81,7 +84,18 @@ def _register() -> None:
         for name in names:
             command = getattr(module, name.replace("-", "_"), None)
             if command is not None:  # a module may not define all its commands yet
+                _add_log_level(command)
                 main.add_command(command)
+
+
+def _add_log_level(command: click.Command) -> None:
+    """``--log-level`` on every command that does work (not on a plain group)."""
+    runs = not isinstance(command, click.Group) or command.invoke_without_command
+    if runs and not any(p.name == "log_level" for p in command.params):
+        command.params.append(log_level_option())
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_log_level(sub)
 
 
 _register()

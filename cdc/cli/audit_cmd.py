@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
+from click.core import ParameterSource
 
 from cdc.cli.options import with_settings
 from cdc.settings import Settings
@@ -13,7 +14,7 @@ from consumers.audit import query
 _OPS = ("c", "u", "d", "t", "r")
 
 
-@click.group("audit", invoke_without_command=True)
+@click.group("audit", invoke_without_command=True, subcommand_metavar="[prune ...]")
 @click.option("--kennitala", help="only this member (10 digits, dash optional)")
 @click.option("--since", help="from this time (2026-01-01, 2026-01-01T12:00, or an age: 30d)")
 @click.option("--until", help="before this time (a bare date includes that whole day)")
@@ -23,7 +24,7 @@ _OPS = ("c", "u", "d", "t", "r")
 @click.option("--limit", type=int, default=1000, show_default=True,
               help="at most this many records (0: no limit)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
-@with_settings
+@with_settings("project", "audit_collection")
 @click.pass_context
 def audit(ctx: click.Context, settings: Settings, kennitala: str | None, since: str | None,
           until: str | None, table: str | None, op: str | None, limit: int,
@@ -33,8 +34,10 @@ def audit(ctx: click.Context, settings: Settings, kennitala: str | None, since: 
     \b
     cdc audit --kennitala 0101701259 --since 2026-01-01
     cdc audit --op d --since 30d --json
+    cdc audit prune --older-than 365d
     """
     if ctx.invoked_subcommand is not None:
+        _refuse_query_options(ctx)
         return
     now = datetime.now(UTC)
     wanted = query.AuditFilter(
@@ -61,11 +64,20 @@ def audit(ctx: click.Context, settings: Settings, kennitala: str | None, since: 
         click.echo(f"(showing the first {limit}; pass --limit 0 for all or narrow the time range)")
 
 
+def _refuse_query_options(ctx: click.Context) -> None:
+    """``cdc audit --kennitala X prune``: the query's options would be ignored; say so."""
+    given = [f"--{name.replace('_', '-')}" for name in ctx.params
+             if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} shape the query; `cdc audit prune` takes "
+                               "its own options after `prune`", ctx)
+
+
 @audit.command("prune")
 @click.option("--older-than", "older_than", required=True,
               help="delete records committed longer ago than this (e.g. 365d)")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
-@with_settings
+@with_settings("project", "audit_collection")
 def prune(settings: Settings, older_than: str, yes: bool) -> None:
     """Delete audit records past the retention period (in batches, with progress)."""
     cutoff = datetime.now(UTC) - query.parse_age(older_than)

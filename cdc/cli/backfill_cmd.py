@@ -34,7 +34,8 @@ STALL_TIMEOUT_S = 45.0
 
 
 @click.command()
-@with_settings
+@with_settings("database_url", "slot", "tables", "project", "topic", "ordering_keys",
+               "members_collection")
 @click.option("--wait", is_flag=True,
               help="return 0 only once Firestore reflects the snapshot; show progress")
 @click.option("--resume", is_flag=True,
@@ -43,8 +44,9 @@ STALL_TIMEOUT_S = 45.0
 @scope_options
 @click.option("--dry-run", is_flag=True, help="report what would change; publish nothing")
 @click.option("--allow-mass-delete", is_flag=True,
-              help="delete orphans even when they are over 10%% of the member documents")
-@click.option("--stall-timeout", default=STALL_TIMEOUT_S, show_default=True, type=float,
+              help="delete orphans even when they are over 10% of the member documents")
+@click.option("--stall-timeout", envvar="CDC_STALL_TIMEOUT", default=STALL_TIMEOUT_S,
+              show_default=True, show_envvar=True, type=float,
               help="--wait fails when nothing is applied for this many seconds")
 @click.option("--chunk-size", default=DEFAULT_CHUNK, show_default=True, type=int, hidden=True)
 @click.option("--stop-after-chunks", default=None, type=int, hidden=True)

@@ -30,7 +30,7 @@ def consume() -> None:
 
 
 @consume.command()
-@with_settings
+@with_settings("project", "topic", "members_collection")
 @http_port_option("consume firestore")
 @_BATCH
 @_WORKERS
@@ -50,7 +50,7 @@ def firestore(settings: Settings, http_port: int, max_messages: int, workers: in
 
 
 @consume.command()
-@with_settings
+@with_settings("project", "topic", "audit_collection", "tables")
 @http_port_option("consume audit")
 @_BATCH
 def audit(settings: Settings, http_port: int, max_messages: int) -> None:

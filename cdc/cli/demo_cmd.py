@@ -5,11 +5,14 @@ the Django schema and a few demo members, runs ``cdc setup``, starts
 ``cdc run``, ``cdc consume firestore`` and ``cdc consume audit`` as child
 processes, makes some changes the way Django would (an admin edit, a
 ``QuerySet.update()``, a new e-mail, a cascaded delete) and shows the member
-documents as they follow.
+documents as they follow, masked (consumers/members/view.py). Then it keeps
+echoing every document that changes until Ctrl-C, so the changes a person
+makes from another shell show up too.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -22,11 +25,14 @@ from typing import Any
 import click
 
 from cdc import stack
+from cdc.cli.stack_cmd import DIR_OPTION, GCLOUD_PLATFORM_OPTION, PG_BIN_OPTION
 from cdc.errors import ConfigError
 from cdc.provisioning import setup_source
 from cdc.pubsub_admin import PubSubAdmin
+from cdc.redaction import mask_kennitala
 from cdc.settings import Settings
 from cdc.source_connection import connect
+from consumers.members import view
 
 PROCESSES = (("reader", ("run", "--http-port", "0")),
              ("consume-firestore", ("consume", "firestore", "--http-port", "0")),
@@ -34,8 +40,9 @@ PROCESSES = (("reader", ("run", "--http-port", "0")),
 
 
 @click.command()
-@click.option("--dir", "state_dir", type=click.Path(path_type=Path), default=Path(".cdc-stack"),
-              show_default=True, help="where the local stack keeps its data and logs")
+@DIR_OPTION
+@PG_BIN_OPTION
+@GCLOUD_PLATFORM_OPTION
 @click.option("--once", is_flag=True, help="run the demo changes, check them, stop and exit")
 @click.option("--keep", is_flag=True, help="leave the stack running on exit")
 def demo(state_dir: Path, once: bool, keep: bool) -> None:
@@ -47,7 +54,8 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
     children: list[subprocess.Popen[bytes]] = []
     try:  # from the start on: a failure or a signal while the stack starts cleans up too
         info = stack.start(state_dir)
-        env = dict(os.environ, **info.env(), CDC_LOG_LEVEL="INFO")
+        level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
+        env = dict(os.environ, **info.env(), CDC_LOG_LEVEL=level)  # the demo's --log-level
         os.environ.update(info.env())
         stack.run_sql_file(info.database_url, "schema.sql")
         settings = Settings(database_url=info.database_url, project=info.project)
@@ -55,12 +63,11 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
             click.echo(f"setup: {action}")
         children = [_spawn(name, args, env, state_dir) for name, args in PROCESSES]
         click.echo(f"reader and consumers running; logs in {state_dir}/*.log")
-        _play(settings, children)
+        members, docs = _play(settings, children)
         if not once:
             _print_exports(info.env())
-            click.echo("Ctrl-C stops the pipeline.")
-            while True:  # not signal.pause(): a signal may land on another thread, and
-                time.sleep(0.5)  # the handler runs only when the main thread looks
+            click.echo("Ctrl-C stops the pipeline. Documents as they change:")
+            _echo_changes(members, docs)
     except KeyboardInterrupt:
         click.echo("stopping the pipeline and the stack ...")
     finally:
@@ -93,15 +100,32 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 def _print_exports(env: dict[str, str]) -> None:
-    click.echo("\nTry it yourself in another shell:")
+    click.echo("\nTry it yourself in another shell (in this checkout):")
+    click.echo("  source .venv/bin/activate     # or call .venv/bin/cdc")
     for key, value in env.items():
         click.echo(f"  export {key}={value}")
     click.echo("  psql \"$CDC_DATABASE_URL\" -c \"UPDATE membership_comrade SET name = 'Ný' "
-               "WHERE id = 1\"\n  cdc audit --kennitala 0101701259\n  cdc status")
+               "WHERE id = 1\"\n  cdc members show 0101701259\n"
+               "  cdc audit --kennitala 0101701259\n  cdc status")
 
 
-def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
-    """Make Django-like changes and wait for the documents to follow."""
+def _echo_changes(members: Any, seen: dict[str, Any]) -> None:
+    """Until interrupted: print each document that changes, masked.
+
+    Polls once a second; not signal.pause(): a signal may land on another
+    thread, and the handler runs only when the main thread looks."""
+    while True:
+        time.sleep(1.0)
+        now = {d.id: d.to_dict() for d in members.stream()}
+        for line in view.changes(seen, now):
+            click.echo(f"  {line}")
+        seen = now
+
+
+def _play(settings: Settings,
+          children: list[subprocess.Popen[bytes]]) -> tuple[Any, dict[str, Any]]:
+    """Make Django-like changes and wait for the documents to follow; the collection
+    and its last reading."""
     from google.cloud import firestore
 
     members = firestore.Client(project=settings.project).collection(settings.members_collection)
@@ -137,6 +161,7 @@ def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
                     conn.execute(statement)
             docs = _wait(members, done, children)
             _show(docs)
+    return members, docs
 
 
 def _wait(members: Any, done: Callable[[dict[str, Any]], bool],
@@ -161,8 +186,4 @@ def _wait(members: Any, done: Callable[[dict[str, Any]], bool],
 
 def _show(docs: dict[str, Any]) -> None:
     for kennitala, doc in sorted(docs.items()):
-        profile, membership = doc.get("profile", {}), doc.get("membership", {})
-        click.echo(f"  members/{kennitala}: {profile.get('name')!s:<24} "
-                   f"email={profile.get('email')!s:<28} "
-                   f"housing={profile.get('housing_situation')!s:<8} "
-                   f"reachable={membership.get('reachable')}")
+        click.echo(f"  {view.one_line(f'members/{mask_kennitala(kennitala)}', view.masked(doc))}")

@@ -21,9 +21,10 @@ def dlq() -> None:
 
 
 @dlq.command("list")
-@with_settings
+@with_settings("project", "topic")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
-@click.option("--limit", type=int, default=10_000, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="show at most this many dead letters")
 def list_(settings: Settings, as_json: bool, limit: int) -> None:
     """Show the dead letters (no message bodies: they hold personal data)."""
     letters = DeadLetters(settings)
@@ -57,7 +58,7 @@ def _chosen(letters: DeadLetters, take_all: bool, ids: tuple[str, ...]) -> tuple
 
 
 @dlq.command()
-@with_settings
+@with_settings("project", "topic")
 @click.option("--all", "take_all", is_flag=True, help="every dead letter")
 @click.option("--id", "ids", multiple=True, help="a dead letter id (repeatable)")
 def replay(settings: Settings, take_all: bool, ids: tuple[str, ...]) -> None:
@@ -70,7 +71,7 @@ def replay(settings: Settings, take_all: bool, ids: tuple[str, ...]) -> None:
 
 
 @dlq.command()
-@with_settings
+@with_settings("project", "topic")
 @click.option("--all", "take_all", is_flag=True, help="every dead letter")
 @click.option("--id", "ids", multiple=True, help="a dead letter id (repeatable)")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")

@@ -1,31 +1,71 @@
 """Shared click options: every setting is an option and an environment
-variable, and the option wins (click's ``envvar``)."""
+variable, and the option wins (click's ``envvar``).
+
+Each command offers only the settings it uses: ``@with_settings(*SOURCE,
+"project", "topic")``. The rest keep their defaults. README.md's settings
+table is generated from these options (cdc/cli/settings_table.py), and
+tests/unit/test_cli_consistency.py checks that a command reads every setting
+it offers.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
+from cdc import logs
 from cdc.settings import Settings, parse_tables
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_SETTING_OPTIONS: list[tuple[str, str, str, Any]] = [
-    # option, envvar, help, default
-    ("--database-url", "CDC_DATABASE_URL", "source database (libpq URI or conninfo)", None),
-    ("--project", "GOOGLE_CLOUD_PROJECT", "GCP project id", None),
-    ("--slot", "CDC_SLOT", "replication slot", "cdc_members"),
-    ("--publication", "CDC_PUBLICATION", "publication", "cdc_members"),
-    ("--tables", "CDC_TABLES", "comma-separated tables to capture", None),
-    ("--topic", "CDC_TOPIC", "Pub/Sub topic", "member-changes"),
-    ("--members-collection", "CDC_MEMBERS_COLLECTION", "Firestore member collection", "members"),
-    ("--audit-collection", "CDC_AUDIT_COLLECTION", "Firestore audit collection", "sync_audit"),
-    ("--ordering-keys", "CDC_ORDERING_KEYS", "number of Pub/Sub ordering keys (1-4096)", 256),
-]
-_NAMES = [o[0][2:].replace("-", "_") for o in _SETTING_OPTIONS]
+
+class SettingOption:
+    """One setting of :class:`~cdc.settings.Settings` as an option."""
+
+    def __init__(self, option: str, envvar: str, help_text: str, default: Any,
+                 shown_default: str | bool = True) -> None:
+        self.option, self.envvar, self.help, self.default = option, envvar, help_text, default
+        self.shown_default = shown_default
+        self.name = option[2:].replace("-", "_")
+
+    def decorate(self, func: F) -> F:
+        kind = int if isinstance(self.default, int) else str
+        return click.option(self.option, envvar=self.envvar, default=self.default, type=kind,
+                            show_default=self.shown_default, show_envvar=True,
+                            help=self.help)(func)  # type: ignore[no-any-return]
+
+
+SETTING_OPTIONS = {o.name: o for o in (
+    SettingOption("--database-url", "CDC_DATABASE_URL",
+                  "source database: postgresql://USER@HOST:5432/DBNAME or "
+                  "'host=HOST port=5432 dbname=DBNAME user=USER'; the password in PGPASSWORD "
+                  "or ~/.pgpass (or percent-encoded in the URI). No output ever shows it",
+                  None, "libpq's PG* variables"),
+    SettingOption("--project", "GOOGLE_CLOUD_PROJECT", "GCP project id", None, False),
+    SettingOption("--slot", "CDC_SLOT", "replication slot", "cdc_members"),
+    SettingOption("--publication", "CDC_PUBLICATION", "publication", "cdc_members"),
+    SettingOption("--tables", "CDC_TABLES", "comma-separated tables to capture", None,
+                  "the four membership tables"),
+    SettingOption("--topic", "CDC_TOPIC",
+                  "Pub/Sub topic; its subscriptions are <topic>-firestore and <topic>-audit, "
+                  "its dead letters <topic>-dead-letter", "member-changes"),
+    SettingOption("--members-collection", "CDC_MEMBERS_COLLECTION",
+                  "Firestore collection of the member documents", "members"),
+    SettingOption("--audit-collection", "CDC_AUDIT_COLLECTION",
+                  "Firestore collection of the audit trail", "sync_audit"),
+    SettingOption("--ordering-keys", "CDC_ORDERING_KEYS",
+                  "number of Pub/Sub ordering keys (1-4096); members are spread over them by "
+                  "comrade id", 256),
+)}
+assert set(SETTING_OPTIONS) == {f.name for f in fields(Settings)} - {"extra"}
+
+# the settings every command that reads the source offers
+SOURCE = ("database_url", "slot", "publication", "tables")
 
 # CDC_HTTP_PORT: one default per long-running command, so that every process
 # starts beside the others on one host with no options (8083 and 8084 are
@@ -38,35 +78,62 @@ def http_port_option(command: str) -> Callable[[F], F]:
     return click.option(
         "--http-port", envvar="CDC_HTTP_PORT", type=int, default=DEFAULT_HTTP_PORTS[command],
         show_default=True, show_envvar=True,
-        help="port for /healthz and /metrics (0: any free port); each command has its "
-             "own default so that `cdc run` and the consumers start side by side")
+        help="port for /livez, /readyz, /healthz and /metrics (0: any free port); each "
+             "command has its own default so that `cdc run` and the consumers start side by "
+             "side")
 
 
-def with_settings(func: F) -> F:
-    """Add every setting option to a command and pass ``settings=Settings``."""
+def with_settings(*names: str) -> Callable[[F], F]:
+    """Add the options of the settings ``names`` to a command and pass it
+    ``settings=Settings`` (the settings it does not offer keep their defaults)."""
+    unknown = set(names) - set(SETTING_OPTIONS)
+    if unknown:
+        raise ValueError(f"no such settings: {sorted(unknown)}")
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _NAMES}
-        kwargs["settings"] = build_settings(values)
-        return func(*args, **kwargs)
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            kwargs["settings"] = build_settings(values)
+            return func(*args, **kwargs)
 
-    for option, envvar, help_text, default in reversed(_SETTING_OPTIONS):
-        kind = int if isinstance(default, int) else str
-        wrapper = click.option(option, envvar=envvar, default=default, type=kind,
-                               show_envvar=True, help=help_text)(wrapper)
-    return wrapper  # type: ignore[return-value]
+        for name in reversed(names):
+            wrapper = SETTING_OPTIONS[name].decorate(wrapper)
+        wrapper.offered_settings = names  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def build_settings(values: dict[str, Any]) -> Settings:
-    return Settings(
-        database_url=values["database_url"] or None,
-        project=values["project"] or None,
-        slot=values["slot"],
-        publication=values["publication"],
-        tables=parse_tables(values["tables"]),
-        topic=values["topic"],
-        members_collection=values["members_collection"],
-        audit_collection=values["audit_collection"],
-        ordering_keys=values["ordering_keys"],
-    )
+    """A Settings from the offered options' values; what is missing keeps its default."""
+    given = {name: value for name, value in values.items() if name in SETTING_OPTIONS}
+    for name in ("database_url", "project"):
+        if name in given:
+            given[name] = given[name] or None
+    if "tables" in given:
+        given["tables"] = parse_tables(given["tables"])
+    return Settings(**given)
+
+
+_LOGS_SET = "cdc.logs_configured"
+
+
+def _configure_logs(ctx: click.Context, param: click.Parameter, level: str) -> str:
+    """Configure logging once; a level given explicitly (option or variable) to a
+    subcommand wins over its group's, a default never overrides one given."""
+    source = ctx.get_parameter_source(param.name or "log_level")
+    explicit = source not in (None, ParameterSource.DEFAULT)
+    if explicit or _LOGS_SET not in ctx.meta:
+        logs.configure(level)
+        ctx.meta[_LOGS_SET] = True
+    return level
+
+
+def log_level_option() -> click.Option:
+    """``--log-level`` / ``CDC_LOG_LEVEL``: every command has it (cdc/cli/__init__.py)."""
+    return click.Option(
+        ["--log-level"], envvar="CDC_LOG_LEVEL", default="INFO", show_default=True,
+        show_envvar=True, expose_value=False, is_eager=True, callback=_configure_logs,
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+        help="logs are JSON lines on stderr, redacted like every output")

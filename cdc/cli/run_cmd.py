@@ -14,19 +14,21 @@ from cdc.provisioning import check_ready, raise_for
 from cdc.reader import Reader, ReaderOptions
 from cdc.settings import Settings
 
-from .options import http_port_option, with_settings
+from .options import SOURCE, http_port_option, with_settings
 
 log = logging.getLogger("cdc.run")
 
 
 @click.command()
-@with_settings
+@with_settings(*SOURCE, "project", "topic", "ordering_keys")
 @http_port_option("run")
 @click.option("--heartbeat-interval", envvar="CDC_HEARTBEAT_INTERVAL", type=float, default=60.0,
               show_default=True, show_envvar=True,
               help="seconds between heartbeat WAL messages on an idle source (0: off)")
-@click.option("--status-interval", type=float, default=10.0, show_default=True,
-              help="seconds between standby status updates")
+@click.option("--status-interval", envvar="CDC_STATUS_INTERVAL", type=float, default=10.0,
+              show_default=True, show_envvar=True,
+              help="seconds between standby status updates to Postgres (how often the "
+                   "confirmed position is reported)")
 def run(settings: Settings, http_port: int, heartbeat_interval: float,
         status_interval: float) -> None:
     """Stream committed changes into Pub/Sub until SIGTERM or SIGINT."""
@@ -34,7 +36,7 @@ def run(settings: Settings, http_port: int, heartbeat_interval: float,
     raise_for(check_ready(settings))  # wrong DSN, wal_level, publication, slot: exit 2 now
     reader = Reader(settings, ReaderOptions(status_interval_s=status_interval,
                                             heartbeat_interval_s=heartbeat_interval))
-    server = HealthServer(http_port, reader.health).start()
+    server = HealthServer(http_port, reader.health, live=reader.alive).start()
     log.info("reader starting", extra=fields(slot=settings.slot, topic=settings.topic,
                                              http_port=server.port))
 

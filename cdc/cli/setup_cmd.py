@@ -9,16 +9,20 @@ import sys
 import click
 
 from cdc import provisioning
-from cdc.cli.options import with_settings
+from cdc.cli.options import SOURCE, with_settings
+from cdc.errors import PermanentError
 from cdc.pubsub_admin import PubSubAdmin
 from cdc.settings import Settings
 
 NOTE = "note: "
+# README.md's order: the consumers must run before a backfill can be waited for
+NEXT_STEP = ("next: start `cdc run`, `cdc consume firestore` and `cdc consume audit`, "
+             "then `cdc backfill --wait` loads the members that exist")
 
 
 @click.command()
 @click.option("--dry-run", is_flag=True, help="print what would be done, change nothing")
-@with_settings
+@with_settings(*SOURCE, "project", "topic")
 def setup(settings: Settings, dry_run: bool) -> None:
     """Create the publication, replica identity, slot, topics and subscriptions.
 
@@ -50,20 +54,23 @@ def setup(settings: Settings, dry_run: bool) -> None:
     if dry_run:
         click.echo("dry run: nothing was changed")
     elif changed:
-        click.echo(f"setup complete ({len(changed)} change(s)); next: `cdc run`")
+        click.echo(f"setup complete ({len(changed)} change(s)); {NEXT_STEP}")
     else:
         click.echo("nothing to do: the source and Pub/Sub were already set up")
 
 
 @click.command()
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
-@with_settings
-def teardown(settings: Settings, yes: bool) -> None:
+@click.option("--force", is_flag=True,
+              help="also when a reader streams from the slot: stop it, then drop the slot")
+@with_settings("database_url", "slot", "publication")
+def teardown(settings: Settings, yes: bool, force: bool) -> None:
     """Drop the replication slot and the publication.
 
     Run this when you retire the pipeline: an abandoned slot keeps every WAL
     segment from its position on, until the source's disk is full. Pub/Sub
-    topics and subscriptions are left in place.
+    topics and subscriptions are left in place. A slot that a `cdc run` is
+    streaming from is left alone unless --force.
     """
     settings.require_database()
     planned = provisioning.teardown_plan(settings)
@@ -72,6 +79,12 @@ def teardown(settings: Settings, yes: bool) -> None:
         return
     for item in planned:
         click.echo(f"postgres  will: {item}")
+    user = provisioning.slot_user(settings)
+    if user is not None and not force:
+        raise PermanentError(
+            f"replication slot {settings.slot} is in use: {user} streams from it",
+            hint="stop that `cdc run` first, or pass --force to stop it and drop the slot "
+                 "(nothing was dropped)")
     if not yes:
         click.echo("Dropping the slot loses its position: a later `cdc setup` starts from "
                    "'now' and needs `cdc backfill`. Keeping an unused slot instead makes "
@@ -79,5 +92,5 @@ def teardown(settings: Settings, yes: bool) -> None:
         if not click.confirm("Drop them?", default=False):
             click.echo("cancelled: nothing was dropped", err=True)
             sys.exit(1)
-    for done in provisioning.teardown_source(settings):
+    for done in provisioning.teardown_source(settings, stop_reader=force):
         click.echo(f"postgres  done: {done}")

@@ -3,7 +3,8 @@
 Reads the slot and publication from the source (:mod:`cdc.source_status`),
 the newest audit record and the dead-letter depth from Google
 (:mod:`cdc.sink_status`). Exit 1 when something needs attention: the slot is
-missing, inactive or losing WAL, or the lag is over ``--max-lag-bytes``.
+missing, inactive or losing WAL, the lag is over ``--max-lag-bytes``, a captured
+table does not exist, or a figure could not be read (unknown is not good).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import click
 import orjson
 
 from cdc import provisioning, sink_status
-from cdc.cli.options import with_settings
+from cdc.cli.options import SOURCE, with_settings
 from cdc.settings import Settings
 from cdc.source_status import SourceState, read_source_state
 
@@ -24,9 +25,10 @@ GIB = 1024**3
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of a table")
-@click.option("--max-lag-bytes", type=click.IntRange(min=0), default=GIB, show_default=True,
+@click.option("--max-lag-bytes", envvar="CDC_MAX_LAG_BYTES", type=click.IntRange(min=0),
+              default=GIB, show_default=f"{GIB} (1 GiB)", show_envvar=True,
               help="lag above which the status needs attention")
-@with_settings
+@with_settings(*SOURCE, "project", "topic", "audit_collection")
 def status(settings: Settings, as_json: bool, max_lag_bytes: int) -> None:
     """Slot state, lag, WAL retained, publication, last event and dead letters."""
     report = gather(settings, max_lag_bytes)
@@ -47,15 +49,16 @@ def gather(settings: Settings, max_lag_bytes: int) -> dict[str, Any]:
     report: dict[str, Any] = {
         "slot": _slot(state, settings),
         "publication": _publication(state, settings),
+        "absent_tables": [t.name for t in state.tables if not t.exists],
         "source": {
             "database": state.database,
             "server_version": state.server_version,
             "wal_level": state.wal_level,
             "max_slot_wal_keep_size_mb": state.max_slot_wal_keep_size_mb,
         },
-        "last_event": {"commit_time": last.value, "note": last.note},
+        "last_event": {"commit_time": last.value, "note": last.note, "known": last.known},
         "dead_letter": {"subscription": settings.dead_letter_subscription,
-                        "depth_at_least": dead.value, "note": dead.note},
+                        "depth_at_least": dead.value, "note": dead.note, "known": dead.known},
         "max_lag_bytes": max_lag_bytes,
     }
     report["attention"] = attention(report, max_lag_bytes)
@@ -99,6 +102,11 @@ def attention(report: dict[str, Any], max_lag_bytes: int) -> list[str]:
     """Pure: why the pipeline needs a human, in plain words (empty when healthy)."""
     reasons = []
     slot, pub = report["slot"], report["publication"]
+    absent = report.get("absent_tables", [])
+    if absent:
+        reasons.append(f"{', '.join(absent)} {'does' if len(absent) == 1 else 'do'} not exist "
+                       f"in database {report['source']['database']}: check CDC_TABLES "
+                       "(--tables) and that CDC_DATABASE_URL names the Django database")
     if not slot["exists"]:
         reasons.append(f"slot {slot['name']} does not exist: run `cdc setup`, "
                        "then `cdc backfill`")
@@ -116,9 +124,15 @@ def attention(report: dict[str, Any], max_lag_bytes: int) -> list[str]:
             reasons.append(f"lag {_bytes(lag)} is over {_bytes(max_lag_bytes)}")
     if not pub["exists"]:
         reasons.append(f"publication {pub['name']} does not exist: run `cdc setup`")
-    elif pub["missing_tables"]:
-        reasons.append(f"{', '.join(pub['missing_tables'])} not in publication "
-                       f"{pub['name']}: run `cdc setup`")
+    else:
+        missing = [t for t in pub["missing_tables"] if t not in absent]
+        if missing:
+            reasons.append(f"{', '.join(missing)} not in publication {pub['name']}: "
+                           "run `cdc setup`")
+    for label, figure in (("dead-letter depth", report["dead_letter"]),
+                          ("time of the last event", report["last_event"])):
+        if not figure.get("known", True):
+            reasons.append(f"{label} {figure['note']}")
     return reasons
 
 

@@ -24,16 +24,17 @@ SHOWN = 50  # differences of each kind listed as text; --json lists all
 
 
 @click.command()
-@with_settings
+@with_settings("database_url", "slot", "tables", "project", "topic", "ordering_keys",
+               "members_collection")
 @click.option("--json", "as_json", is_flag=True,
               help="print one JSON object (counts, masked kennitalas, field paths)")
 @click.option("--repair", is_flag=True,
               help="republish the differing and missing members as snapshot reads and delete "
                    "the unexpected documents, the backfill's way")
 @click.option("--allow-mass-delete", is_flag=True,
-              help="--repair: delete unexpected documents even when over 10%% of them")
-@click.option("--settle-timeout", type=click.FloatRange(min=0), default=settle.TIMEOUT_S,
-              show_default=True,
+              help="--repair: delete unexpected documents even when over 10% of them")
+@click.option("--settle-timeout", envvar="CDC_SETTLE_TIMEOUT", type=click.FloatRange(min=0),
+              default=settle.TIMEOUT_S, show_default=True, show_envvar=True,
               help="seconds to wait for changes in flight before judging what differs")
 def verify(settings: Settings, as_json: bool, repair: bool, allow_mass_delete: bool,
            settle_timeout: float) -> None:

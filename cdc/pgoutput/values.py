@@ -1,7 +1,7 @@
 """Text-format column values -> JSON types, chosen by the column's type OID.
 
 pgoutput sends every value in the server's text output format. The rules
-(DESIGN.md, "Change events"): integers and booleans become JSON numbers and
+(docs/events.md, "Values"): integers and booleans become JSON numbers and
 booleans, float NaN/Infinity stay strings, numeric stays a string (no
 precision lost), dates are ``YYYY-MM-DD``, timestamps become ISO-8601 UTC
 ``2026-01-01T12:00:00.000000Z`` (a timestamp without time zone is taken as

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # The walsender prints timestamps with its own TimeZone and DateStyle.
 SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601"
+# what `pg_stat_activity` and `cdc teardown` show for the reader's session
+APPLICATION_NAME = "cdc-run"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class ReplicationSession:
     def __init__(self, conninfo: str, slot: str, publication: str, start: Lsn) -> None:
         self.slot = slot
         self._conn = connect(conninfo, autocommit=True, replication="database",
-                             options=SESSION_OPTIONS)
+                             options=SESSION_OPTIONS, application_name=APPLICATION_NAME)
         self._pg = self._conn.pgconn
         proto = "proto_version '1', publication_names '{}'".format(publication.replace("'", ""))
         if self._conn.info.server_version >= 140000:

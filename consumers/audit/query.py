@@ -21,9 +21,9 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from cdc.errors import ConfigError
 from cdc.events import Row
+from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
-from cdc.kennitala import WRONG_CHECK_DIGIT, kennitala_problem
-from cdc.logs import mask_kennitala
+from cdc.kennitala import typed_kennitala
 from cdc.settings import Settings
 from consumers.audit.handler import MAX_WRITES, index_collection
 
@@ -65,15 +65,7 @@ def parse_time(text: str, *, now: datetime, end_of_day: bool = False) -> datetim
 
 def normalise_kennitala(text: str) -> str:
     """The kennitala a user typed (dash optional), judged by the one rule; never echoed whole."""
-    value = text.replace("-", "").strip()
-    problem = kennitala_problem(value)
-    if problem == WRONG_CHECK_DIGIT:
-        raise ConfigError(f"--kennitala {mask_kennitala(value)} is an {problem}",
-                          hint="check the digits: the 9th is computed from the first eight, "
-                               "e.g. 0101701259 or 010170-1259")
-    if problem is not None:
-        raise ConfigError("--kennitala must be 10 digits", hint="e.g. 0101701259 or 010170-1259")
-    return value
+    return typed_kennitala(text, "--kennitala")
 
 
 def normalise_table(text: str) -> str:
@@ -119,7 +111,7 @@ def find_records(client: Any, settings: Settings, wanted: AuditFilter) -> Iterat
     """Matching records in time order, each with its document id as ``id``."""
     query = build_query(client.collection(settings.audit_collection), wanted)
     with google_boundary("querying the audit trail"):
-        for snap in query.stream():
+        for snap in query.stream(**stream_options()):
             yield {"id": snap.id, **(snap.to_dict() or {})}
 
 
@@ -194,7 +186,7 @@ def count_older(client: Any, settings: Settings, cutoff: datetime) -> int:
     total = 0
     with google_boundary("counting old audit records"):
         for query in _older(client, settings, cutoff):
-            result = query.count().get()
+            result = query.count().get(**call_options())
             total += int(result[0][0].value)
     return total
 
@@ -207,13 +199,13 @@ def prune(client: Any, settings: Settings, cutoff: datetime,
         page = query.select([]).limit(MAX_WRITES)
         while True:
             with google_boundary("pruning the audit trail"):
-                refs = [snap.reference for snap in page.stream()]
+                refs = [snap.reference for snap in page.stream(**stream_options())]
                 if not refs:
                     break
                 batch = client.batch()
                 for ref in refs:
                     batch.delete(ref)
-                batch.commit()
+                batch.commit(**call_options())
             deleted += len(refs)
             progress(len(refs))
     return deleted

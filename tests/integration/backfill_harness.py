@@ -1,5 +1,5 @@
 """Helpers for the backfill tests: bulk members, an in-process members
-consumer on the real emulators, and the DESIGN.md mapping computed
+consumer on the real emulators, and the documented mapping (docs/firestore.md) computed
 independently from Postgres rows."""
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _blank(value: Any) -> Any:
 
 
 def expected_documents(url: str) -> dict[str, dict[str, Any]]:
-    """DESIGN.md's member documents (without ``_cdc``), straight from the rows."""
+    """docs/firestore.md's member documents (without ``_cdc``), straight from the rows."""
     with psycopg.connect(url) as conn:
         comrades = conn.execute(
             "SELECT id, ssn, name, birthday, gender, housing_situation, date_joined, "

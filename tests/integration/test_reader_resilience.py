@@ -70,7 +70,7 @@ def own_pubsub(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     state = Path(tempfile.mkdtemp(prefix="cdc-pubsub-"))
     port = stack.free_port()
     pid = stack.start_pubsub(state, port)
-    stack.wait_for_port(port, 60, "the Pub/Sub emulator")
+    stack.wait_for_port(port, 60, "the Pub/Sub emulator", state / "pubsub.log")
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{port}")
     yield pid
     stack.signal_group(pid, signal.SIGCONT)

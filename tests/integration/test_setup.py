@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
@@ -51,11 +52,22 @@ def cdc(settings: Settings, *args: str, input: str | None = None,
     }
     for name, value in overrides.items():
         options["--" + name.replace("_", "-")] = value
+    offered = offered_options(list(args))
     argv = [*args]
     for option, value in options.items():
-        if value:
+        if value and option in offered:  # each command offers only the settings it uses
             argv += [option, value]
     return CliRunner().invoke(main, argv, input=input, env=env)
+
+
+def offered_options(args: list[str]) -> set[str]:
+    """The options of the command that ``args`` name (``["audit", "prune", ...]``)."""
+    command: click.Command = main
+    for word in args:
+        if not isinstance(command, click.Group) or word not in command.commands:
+            break
+        command = command.commands[word]
+    return {opt for param in command.params for opt in param.opts}
 
 
 def one_error_line(result: Result) -> str:
@@ -399,10 +411,26 @@ def test_teardown_asks_first_and_keeps_everything_when_declined(settings: Settin
     assert publication_exists(settings)
 
 
-def test_teardown_stops_a_reader_streaming_from_the_slot(settings: Settings) -> None:
+def test_teardown_refuses_a_slot_a_reader_streams_from_and_says_who(settings: Settings) -> None:
     provisioning.setup_source(settings)
     with streaming_from_slot(settings):
         result = cdc(settings, "teardown", "--yes")
+
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith(f"error: replication slot {settings.slot} is in use: "
+                                "pg_recvlogical")
+    assert "streaming since" in errors[0]
+    assert "pass --force to stop it and drop the slot" in errors[0]
+    assert slot_exists(settings)
+    assert publication_exists(settings)
+
+
+def test_teardown_force_stops_a_reader_streaming_from_the_slot(settings: Settings) -> None:
+    provisioning.setup_source(settings)
+    with streaming_from_slot(settings):
+        result = cdc(settings, "teardown", "--yes", "--force")
 
     assert result.exit_code == 0, result.output
     assert "streaming to pid" in result.stdout

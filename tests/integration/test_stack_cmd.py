@@ -58,3 +58,62 @@ def test_stack_up_starts_postgres_with_the_schema_and_down_purges_it(state_dir: 
     gone = runner.invoke(main, ["stack", "env", "--dir", str(state_dir)])
     assert gone.exit_code == 2
     assert "cdc stack up" in gone.stderr
+
+
+@pytest.fixture
+def workdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A short current directory (Postgres's socket path has a 108-byte limit)."""
+    path = Path(tempfile.mkdtemp(prefix="cdc-wd-"))
+    monkeypatch.chdir(path)
+    yield path
+    stack.stop(path / ".cdc-stack", remove=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_stack_up_with_its_default_relative_dir_starts_from_the_current_directory(
+        workdir: Path) -> None:
+    runner = CliRunner()
+
+    up = runner.invoke(main, ["stack", "up"])
+
+    assert up.exit_code == 0, up.output
+    with psycopg.connect(exports(up.stdout)["CDC_DATABASE_URL"]) as conn:
+        assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
+    assert (workdir / ".cdc-stack" / "stack.json").exists()
+    assert "stop it with `cdc stack down`" in up.stderr
+    down = runner.invoke(main, ["stack", "down", "--purge"])
+    assert down.exit_code == 0, down.output
+    assert not (workdir / ".cdc-stack").exists()
+
+
+def test_a_postgres_that_does_not_start_is_one_line_naming_its_server_log(
+        workdir: Path) -> None:
+    runner = CliRunner()
+    first = runner.invoke(main, ["stack", "up"])
+    assert first.exit_code == 0, first.output
+    assert runner.invoke(main, ["stack", "down"]).exit_code == 0
+    data = workdir / ".cdc-stack" / "pgdata"
+    with (data / "postgresql.conf").open("a") as conf:
+        conf.write("work_mem = 'lots'\n")  # the server refuses to start
+
+    up = runner.invoke(main, ["stack", "up"])
+
+    assert up.exit_code == 2, up.output
+    line = up.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: Postgres did not start: FATAL: configuration file "), line
+    assert line.endswith(f"see its log, {data.resolve() / 'server.log'}")
+    assert stack.load(workdir / ".cdc-stack") is None  # the emulators were stopped too
+
+
+def test_a_directory_that_is_no_cluster_is_one_line_saying_what_pg_ctl_said(
+        workdir: Path) -> None:
+    broken = workdir / ".cdc-stack" / "pgdata"
+    broken.mkdir(parents=True)
+    (broken / "PG_VERSION").write_text("15\n")  # a data directory without a cluster in it
+
+    up = CliRunner().invoke(main, ["stack", "up"])
+
+    assert up.exit_code == 2, up.output
+    line = up.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: Postgres did not start: "), line
+    assert f"remove {broken}" in line

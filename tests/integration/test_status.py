@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc import provisioning
+from cdc import provisioning, stack
 from cdc.settings import Settings
 from tests.factories import insert_comrade
 from tests.integration.test_setup import cdc, streaming_from_slot
@@ -67,6 +67,30 @@ def test_a_slot_with_a_reader_streaming_is_all_good(settings: Settings) -> None:
     assert result.exit_code == 0, result.output
     assert "active (pid" in result.stdout
     assert "all good" in result.stdout
+
+
+def test_a_table_that_does_not_exist_is_named_instead_of_sending_the_user_to_setup(
+        settings: Settings) -> None:
+    assert cdc(settings, "setup").exit_code == 0
+    with streaming_from_slot(settings):
+        result = cdc(settings, "status", tables="nosuch_table")
+
+    assert result.exit_code == 1, result.output
+    reasons = result.stdout.split("needs attention:")[1]
+    assert "public.nosuch_table does not exist in database" in reasons
+    assert "cdc setup" not in reasons
+
+
+def test_an_unknown_dead_letter_depth_is_not_all_good(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cdc(settings, "setup").exit_code == 0
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{stack.free_port()}")  # closed
+    with streaming_from_slot(settings):
+        result = cdc(settings, "status")
+
+    assert result.exit_code == 1, result.output
+    assert "all good" not in result.stdout
+    assert "dead-letter depth unknown: peeking into" in result.stdout
 
 
 def test_dead_letter_depth_counts_waiting_messages_without_consuming_them(

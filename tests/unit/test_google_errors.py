@@ -79,3 +79,19 @@ def test_what_firestore_refuses_in_a_write_is_named_without_its_message(
 def test_an_outage_a_quota_or_a_refused_login_is_no_refused_content(
         kind: type[gexc.GoogleAPICallError]) -> None:
     assert refused_content(raised(kind, "quota exceeded")) is None
+
+
+def test_a_call_that_ran_out_of_retries_says_it_got_no_answer_and_names_the_emulator(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:8")
+    last = raised(gexc.ServiceUnavailable, "failed to connect to all addresses; last error: "
+                  "UNKNOWN: ipv4:127.0.0.1:9: Failed to connect to remote host")
+    with pytest.raises(SinkUnavailable) as caught, google_boundary("querying the audit trail"):
+        raise gexc.RetryError(  # type: ignore[no-untyped-call]
+            "Timeout of 5.0s exceeded, last exception: 503 failed", last)
+    line = caught.value.one_line()
+    assert line.startswith("querying the audit trail: no answer (Timeout of 5.0s exceeded): "
+                           "ServiceUnavailable: 503 failed to connect")
+    assert line.endswith("check that the emulator is running and reachable "
+                         "(FIRESTORE_EMULATOR_HOST=127.0.0.1:9)")

@@ -1,4 +1,4 @@
-"""The member mapping: every rule of DESIGN.md, and the ordering invariant."""
+"""The member mapping: every rule of docs/firestore.md, and the ordering invariant."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Text-format column values become JSON types by type OID (DESIGN.md rules)."""
+"""Text-format column values become JSON types by type OID (docs/events.md rules)."""
 
 from __future__ import annotations
 

@@ -128,6 +128,38 @@ def test_status_needs_attention_for_each_bad_sign() -> None:
     assert "does not exist" in attention(report({"exists": False}), 100)[0]
 
 
+def test_an_unknown_dead_letter_depth_needs_attention_and_says_why() -> None:
+    unknown = report({})
+    unknown["dead_letter"] = {"subscription": "d", "depth_at_least": None, "known": False,
+                              "note": "unknown: GOOGLE_CLOUD_PROJECT is not set"}
+
+    reasons = attention(unknown, 100)
+
+    assert reasons == ["dead-letter depth unknown: GOOGLE_CLOUD_PROJECT is not set"]
+    assert "all good" not in render({**unknown, "attention": reasons})
+
+
+def test_an_unknown_last_event_time_needs_attention_but_an_empty_trail_does_not() -> None:
+    unknown = report({})
+    unknown["last_event"] = {"commit_time": None, "known": False,
+                             "note": "unknown: reading the newest record: timed out"}
+
+    assert attention(unknown, 100) == [
+        "time of the last event unknown: reading the newest record: timed out"]
+    assert attention(report({}), 100) == []  # "none yet": known, and nothing to worry about
+
+
+def test_a_captured_table_that_does_not_exist_is_named_and_setup_is_not_offered_for_it() -> None:
+    absent = report({}, ["public.nosuch_table"])
+    absent["absent_tables"] = ["public.nosuch_table"]
+    absent["source"] = {"database": "members"}
+
+    reasons = attention(absent, 100)
+
+    assert reasons == ["public.nosuch_table does not exist in database members: check "
+                       "CDC_TABLES (--tables) and that CDC_DATABASE_URL names the Django database"]
+
+
 def test_the_status_table_is_aligned_and_says_at_least_for_a_capped_count() -> None:
     lines = render(report({"lag_bytes": 5 * 1024**2})).splitlines()
     rows = [m for line in lines if (m := re.match(r"^(\S.*?)\s{2,}(\S)", line))]
