@@ -43,15 +43,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
 from bench.backfill_bench import create_database, settings_for  # noqa: E402
-from cdc import gc_policy, stack  # noqa: E402
 from cdc.backfill.plan import Plan, TablePlan  # noqa: E402
 from cdc.backfill.progress import Progress  # noqa: E402
 from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader  # noqa: E402
+from cdc.cli import gc_policy  # noqa: E402
 from cdc.errors import PoisonEvent  # noqa: E402
+from cdc.firestore import document_rpc, encoding  # noqa: E402
+from cdc.local import stack  # noqa: E402
+from cdc.member.mapping import MemberState, apply_change, part_changes, render  # noqa: E402
 from cdc.settings import Settings  # noqa: E402
 from cdc.verify.verifier import Verifier, VerifyOptions  # noqa: E402
-from consumers.members import document_rpc, encoding  # noqa: E402
-from consumers.members.mapping import MemberState, apply_change, part_changes, render  # noqa: E402
 
 TABLES = ("membership_comrade", "membership_contactinfo", "membership_simpleaddress",
           "communication_email")

@@ -1,6 +1,6 @@
 """Snapshot events that cannot become documents go to the dead-letter topic.
 
-Each carries the usual attributes plus ``reason`` (redacted, cdc/redaction.py)
+Each carries the usual attributes plus ``reason`` (redacted, cdc/telemetry/redaction.py)
 and ``source=backfill``, so ``cdc dlq`` shows them next to the consumers'
 rejects. They are few, so they are published one request at a time.
 """
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.google_errors import google_boundary
-from cdc.redaction import redact
 from cdc.settings import Settings
+from cdc.telemetry.redaction import redact
 
 
 class DeadLetters:

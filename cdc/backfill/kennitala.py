@@ -1,7 +1,7 @@
 """Which comrade rows can become member documents (``members/{kennitala}``).
 
 A document id is the 10-digit kennitala. A comrade row whose ``ssn`` is not
-a valid kennitala (the one rule, :mod:`cdc.kennitala`), or whose kennitala is
+a valid kennitala (the one rule, :mod:`cdc.member.kennitala`), or whose kennitala is
 shared with another comrade row, cannot become a document: the backfill
 reports it and dead-letters it with the reason, and the rest goes through.
 """

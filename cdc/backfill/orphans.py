@@ -34,12 +34,12 @@ from google.cloud import firestore
 
 from cdc.backfill.diff import content_digest, stored_content
 from cdc.errors import PermanentError
+from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
-from cdc.logs import fields, mask_kennitala
 from cdc.lsn import Lsn
-from consumers.members import document_rpc
+from cdc.member.mapping import absent_from_snapshot, apply_change
+from cdc.telemetry.logs import fields, mask_kennitala
 from consumers.members.firestore_backend import index_collection_name
-from consumers.members.mapping import absent_from_snapshot, apply_change
 from consumers.members.plan import index_body, state_of
 
 log = logging.getLogger(__name__)

@@ -39,8 +39,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cdc.backfill.wait import check_members
-from cdc.logs import fields
 from cdc.lsn import Lsn
+from cdc.telemetry.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from psycopg import sql
 
 from cdc.backfill.scope import Scope
-from cdc.events import CHILD_TABLES, MEMBER_TABLE
+from cdc.contract.events import CHILD_TABLES, MEMBER_TABLE
 
 DEFAULT_CHUNK = 2500  # members: with pacing, two chunks (~20k events) wait in Pub/Sub
 FIRST_CHUNK = 500

@@ -36,14 +36,14 @@ from cdc.backfill.state import (
     Part,
     StateStore,
 )
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
-from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.google_errors import google_boundary
-from cdc.kennitala import kennitala_problem
-from cdc.logs import fields
-from cdc.pgoutput.timestamps import iso_utc
-from cdc.publisher import EventPublisher
+from cdc.member.kennitala import kennitala_problem
+from cdc.postgres.pgoutput.timestamps import iso_utc
+from cdc.pubsub.publisher import EventPublisher
 from cdc.settings import Settings
+from cdc.telemetry.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +378,7 @@ class Backfill:
             subscriber.close()
 
     def _check_slot(self, reader: SnapshotReader) -> None:
-        from cdc.replication.client import read_slot
+        from cdc.postgres.replication.client import read_slot
 
         try:
             slot = read_slot(self.settings.require_database(), self.settings.slot)

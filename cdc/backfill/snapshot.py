@@ -29,13 +29,13 @@ from psycopg import sql
 
 from cdc.backfill.plan import Plan, TablePlan
 from cdc.backfill.rows import json_row
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent
 from cdc.errors import CdcError, SourceMisconfigured, SourceUnavailable
-from cdc.events import MEMBER_TABLE, ChangeEvent
-from cdc.logs import fields
 from cdc.lsn import Lsn
-from cdc.pgoutput.timestamps import iso_utc
+from cdc.postgres.connection import connect, first_line
+from cdc.postgres.pgoutput.timestamps import iso_utc
 from cdc.settings import Settings
-from cdc.source_connection import connect, first_line
+from cdc.telemetry.logs import fields
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from google.cloud import firestore
 from cdc.backfill.scope import Scope
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
-from cdc.pgoutput.timestamps import iso_utc
+from cdc.postgres.pgoutput.timestamps import iso_utc
 from cdc.settings import Settings
 
 RUNNING = "running"      # reading/publishing, or interrupted (resume or abandon it)

@@ -5,7 +5,7 @@ of the part that read it last: cdc/backfill/parts.py) is *applied* when its
 document is settled at a snapshot at least that new, ``_cdc.settled >= L``. The Firestore
 consumer sets ``settled`` once it has applied the member's comrade read and
 every child row that read lists (``snapshot.children``), each by its snapshot
-read or by a live change after the snapshot (consumers/members/mapping.py).
+read or by a live change after the snapshot (cdc/member/mapping.py).
 A member is also done when the comrade the snapshot read no longer carries
 that kennitala (deleted, or moved to another one, after the snapshot): its
 document is then absent, or owned by whoever took the kennitala since. Such a
@@ -45,10 +45,11 @@ from google.cloud.firestore_v1.aggregation import AggregationQuery
 
 from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.errors import PermanentError
+from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
+from cdc.member import mapping
 from cdc.settings import Settings
-from consumers.members import document_rpc, mapping
 
 FEW_PENDING = 500  # documents: fewer are read, not counted
 STILL_COUNTS = 2  # count polls without movement before the pending members are read

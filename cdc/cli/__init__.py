@@ -3,7 +3,7 @@
 Each command group lives in its own module and is registered here. Errors of
 the project's hierarchy end the command with one line and a hint, never a
 traceback: exit 2 for configuration, 1 for anything else. The line is
-redacted (cdc/redaction.py): no password, kennitala or e-mail address.
+redacted (cdc/telemetry/redaction.py): no password, kennitala or e-mail address.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from cdc import gc_policy, logs
+from cdc.cli import gc_policy
 from cdc.errors import (
     CdcError,
     ConfigError,
@@ -22,7 +22,8 @@ from cdc.errors import (
     SlotLost,
     SourceMisconfigured,
 )
-from cdc.redaction import redact
+from cdc.telemetry import logs
+from cdc.telemetry.redaction import redact
 
 # module name -> attribute holding a click command or group
 _COMMANDS = {

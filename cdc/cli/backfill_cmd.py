@@ -23,9 +23,9 @@ from cdc.cli.options import with_settings
 from cdc.cli.scope_options import scope_of, scope_options
 from cdc.errors import ConfigError, RetryableError
 from cdc.lsn import Lsn
-from cdc.redaction import redact
+from cdc.postgres.connection import connect
 from cdc.settings import Settings
-from cdc.source_connection import connect
+from cdc.telemetry.redaction import redact
 
 # With no consumer, `--wait` says so within a minute of the command's start (issue #4):
 # the seconds count from the start of publishing (cdc/backfill/wait.py), and pacing

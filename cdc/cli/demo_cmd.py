@@ -1,6 +1,6 @@
 """``cdc demo``: the whole pipeline on this machine, with demo members.
 
-It starts the local stack (Postgres + both emulators, ``cdc.stack``), loads
+It starts the local stack (Postgres + both emulators, ``cdc.local.stack``), loads
 the Django schema and a few demo members, runs ``cdc setup``, starts
 ``cdc run``, ``cdc consume firestore`` and ``cdc consume audit`` as child
 processes, makes some changes the way Django would (an admin edit, a
@@ -21,12 +21,12 @@ from typing import Any
 
 import click
 
-from cdc import stack
 from cdc.errors import ConfigError
-from cdc.provisioning import setup_source
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.local import stack
+from cdc.postgres.connection import connect
+from cdc.postgres.provisioning import setup_source
+from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
-from cdc.source_connection import connect
 
 PROCESSES = (("reader", ("run", "--http-port", "0")),
              ("consume-firestore", ("consume", "firestore", "--http-port", "0")),

@@ -1,6 +1,6 @@
 """``cdc setup`` and ``cdc teardown``: the source's publication, replica
-identity and slot (:mod:`cdc.provisioning`), and the Pub/Sub topics and
-subscriptions (:mod:`cdc.pubsub_admin`)."""
+identity and slot (:mod:`cdc.postgres.provisioning`), and the Pub/Sub topics and
+subscriptions (:mod:`cdc.pubsub.admin`)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from cdc import provisioning
 from cdc.cli.options import with_settings
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.postgres import provisioning
+from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
 
 NOTE = "note: "

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from cdc import stack as local_stack
 from cdc.errors import ConfigError
+from cdc.local import stack as local_stack
 
 _DIR_OPTION = click.option(
     "--dir", "state_dir", type=click.Path(file_okay=False, path_type=Path),

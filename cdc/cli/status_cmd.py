@@ -1,8 +1,8 @@
 """``cdc status``: is the pipeline healthy, and how far behind is it?
 
-Reads the slot and publication from the source (:mod:`cdc.source_status`),
+Reads the slot and publication from the source (:mod:`cdc.postgres.catalog`),
 the newest audit record and the dead-letter depth from Google
-(:mod:`cdc.sink_status`). Exit 1 when something needs attention: the slot is
+(:mod:`cdc.status.sink`). Exit 1 when something needs attention: the slot is
 missing, inactive or losing WAL, or the lag is over ``--max-lag-bytes``.
 """
 
@@ -14,10 +14,11 @@ from typing import Any
 import click
 import orjson
 
-from cdc import provisioning, sink_status
 from cdc.cli.options import with_settings
+from cdc.postgres import provisioning
+from cdc.postgres.catalog import SourceState, read_source_state
 from cdc.settings import Settings
-from cdc.source_status import SourceState, read_source_state
+from cdc.status import sink as sink_status
 
 GIB = 1024**3
 

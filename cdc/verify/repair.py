@@ -40,11 +40,11 @@ from cdc.backfill.runner import Backfill, BackfillOptions
 from cdc.backfill.scope import Scope, id_ranges
 from cdc.backfill.snapshot import SnapshotReader
 from cdc.backfill.state import StateStore
+from cdc.contract.events import MEMBER_TABLE
 from cdc.errors import ConfigError, PermanentError
-from cdc.events import MEMBER_TABLE
-from cdc.kennitala import kennitala_problem
-from cdc.logs import fields
+from cdc.member.kennitala import kennitala_problem
 from cdc.settings import Settings
+from cdc.telemetry.logs import fields
 from cdc.verify.compare import UNEXPECTED, Difference
 
 log = logging.getLogger(__name__)

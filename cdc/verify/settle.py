@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from cdc.backfill.progress import Progress
 from cdc.lsn import Lsn
-from cdc.replication.client import SlotInfo
+from cdc.postgres.replication.client import SlotInfo
 from cdc.verify.compare import Difference
 
 TIMEOUT_S = 60.0

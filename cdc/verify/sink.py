@@ -1,7 +1,7 @@
 """The Firestore side of ``cdc verify``: the stored member documents.
 
 The full pass lists the collection once (raw protobufs, streamed pages:
-consumers/members/document_rpc.py) and keeps a digest of each document's
+cdc/firestore/document_rpc.py) and keeps a digest of each document's
 content without ``_cdc`` (digest.py), and the comrade that wrote it. The recheck reads
 the few documents that differed, whole.
 """
@@ -15,10 +15,10 @@ from typing import Any
 
 from cdc import errors
 from cdc.backfill.diff import stored_content
+from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
 from cdc.verify.compare import Stored
 from cdc.verify.digest import stored_digest
-from consumers.members import document_rpc
 
 
 def owner_of(doc: Any) -> int | None:

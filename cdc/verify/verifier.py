@@ -21,7 +21,7 @@ from google.cloud import firestore
 from cdc.backfill.progress import Progress, bar
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
-from cdc.replication.client import SlotInfo, read_slot
+from cdc.postgres.replication.client import SlotInfo, read_slot
 from cdc.settings import Settings
 from cdc.verify import settle
 from cdc.verify.compare import KINDS, Difference, Kind, candidates, differences

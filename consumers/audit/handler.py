@@ -33,16 +33,16 @@ from typing import Any
 import orjson
 from google.api_core import exceptions as gexc
 
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent, Row
+from cdc.contract.validation import parse_event
 from cdc.errors import PoisonEvent, RetryableError, SinkUnavailable
-from cdc.event_validation import parse_event
-from cdc.events import MEMBER_TABLE, ChangeEvent, Row
+from cdc.firestore.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
 from cdc.google_errors import google_boundary, translate
-from cdc.logs import fields
 from cdc.settings import Settings
+from cdc.telemetry.logs import fields
 from consumers.audit import records
 from consumers.audit.records import KnownKennitala
-from consumers.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
-from consumers.subscriber import Delivery, Outcome
+from consumers.runner import Delivery, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class KennitalaCache:
 
 
 class AuditHandler:
-    """The BatchHandler of ``cdc consume audit`` (see consumers/subscriber.py)."""
+    """The BatchHandler of ``cdc consume audit`` (see consumers/runner.py)."""
 
     def __init__(self, settings: Settings, firestore_client: Any, *,
                  clock: Callable[[], datetime] = records.utcnow) -> None:

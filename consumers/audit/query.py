@@ -19,12 +19,12 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from cdc.contract.events import Row
 from cdc.errors import ConfigError
-from cdc.events import Row
 from cdc.google_errors import google_boundary
-from cdc.kennitala import WRONG_CHECK_DIGIT, kennitala_problem
-from cdc.logs import mask_kennitala
+from cdc.member.kennitala import WRONG_CHECK_DIGIT, kennitala_problem
 from cdc.settings import Settings
+from cdc.telemetry.logs import mask_kennitala
 from consumers.audit.handler import MAX_WRITES, index_collection
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from cdc.events import MEMBER_TABLE, ChangeEvent, Row
-from cdc.kennitala import is_kennitala
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent, Row
 from cdc.lsn import Lsn
+from cdc.member.kennitala import is_kennitala
 
 BACKFILL_PREFIX = "backfill-"
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.\-]")

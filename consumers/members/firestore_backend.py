@@ -7,11 +7,11 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
+from cdc.firestore import document_rpc, encoding
 from cdc.google_errors import google_boundary, refused_content
-from consumers.members import document_rpc, encoding
-from consumers.members.mapping import Row
+from cdc.member.mapping import Row
+from consumers.members.applier import DocumentRefused, Loaded, LruCache, WriteConflict
 from consumers.members.plan import Writes
-from consumers.members.store import DocumentRefused, Loaded, LruCache, WriteConflict
 
 ABSENT = Loaded(None, None)
 

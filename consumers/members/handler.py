@@ -6,13 +6,13 @@ import logging
 
 import orjson
 
+from cdc.contract.validation import parse_event
 from cdc.errors import PoisonEvent, RetryableError
-from cdc.event_validation import parse_event
-from cdc.logs import fields, mask_kennitala
-from consumers.members.mapping import part_changes
+from cdc.member.mapping import part_changes
+from cdc.telemetry.logs import fields, mask_kennitala
+from consumers.members.applier import ApplyResult, DocumentRefused, MemberApplier
 from consumers.members.plan import EventChanges
-from consumers.members.store import ApplyResult, DocumentRefused, MemberApplier
-from consumers.subscriber import Delivery, Outcome
+from consumers.runner import Delivery, Outcome
 
 log = logging.getLogger(__name__)
 

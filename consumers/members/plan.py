@@ -3,7 +3,7 @@
 Two collections take part (docs/firestore.md):
 
 * the *index* ``<members>_by_comrade/{comrade_id}``: ``state`` (the JSON of the
-  :class:`~consumers.members.mapping.MemberState`, tombstones included) and
+  :class:`~cdc.member.mapping.MemberState`, tombstones included) and
   ``kennitala`` (where this comrade's member document was last written);
 * the *member documents* ``<members>/{kennitala}``, rendered from the state.
 
@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from consumers.members.mapping import (
+from cdc.member.mapping import (
     MemberState,
     PartChange,
     Rendered,

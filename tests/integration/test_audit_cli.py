@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from google.cloud import firestore
 
 from cdc.cli import main
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.settings import Settings
 from consumers.audit.handler import AuditHandler, index_collection
 from tests.factories import kennitala

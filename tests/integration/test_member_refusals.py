@@ -9,9 +9,9 @@ import orjson
 import pytest
 from google.cloud import firestore
 
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.pubsub.dead_letter import DeadLetter, DeadLetters
 from cdc.settings import Settings
-from consumers.dead_letter import DeadLetter, DeadLetters
 from tests.factories import kennitala
 from tests.integration.test_firestore_consumer import (
     AD,

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc import provisioning
+from cdc.postgres import provisioning
 from cdc.settings import Settings
 from tests.factories import insert_comrade
 from tests.integration.test_setup import cdc, streaming_from_slot

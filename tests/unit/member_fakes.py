@@ -6,11 +6,11 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from consumers.members.mapping import Row
+from cdc.member.mapping import Row
+from consumers.members.applier import DocumentRefused, Loaded, WriteConflict
 from consumers.members.plan import Writes
-from consumers.members.store import DocumentRefused, Loaded, WriteConflict
 
 TABLE_KEYS = {
     "membership_comrade": "id",

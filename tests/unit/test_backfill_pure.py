@@ -18,7 +18,7 @@ from cdc.backfill.rows import json_row, json_value
 from cdc.backfill.scope import IdRange, Scope
 from cdc.backfill.snapshot import Chunk, by_member, children_of
 from cdc.lsn import Lsn
-from cdc.pgoutput.values import (
+from cdc.postgres.pgoutput.values import (
     BYTEA,
     DATE,
     FLOAT8,
@@ -153,7 +153,7 @@ def test_eta_and_bar_text() -> None:
 
 def test_an_orphans_index_entry_becomes_a_tombstone_that_forgets_the_deleted_document() -> None:
     from cdc.backfill.orphans import document_owner, tombstoned
-    from consumers.members.mapping import MemberState, Part
+    from cdc.member.mapping import MemberState, Part
     from consumers.members.plan import index_body, state_of
     live = MemberState(comrade=Part("0000000000000100-1-0000000000", {"id": 7}),
                        emails={3: Part("0000000000000110-1-0000000000", {"id": 3})})
@@ -170,7 +170,7 @@ def test_an_orphans_index_entry_becomes_a_tombstone_that_forgets_the_deleted_doc
 
 def test_an_index_entry_newer_than_the_snapshot_is_left_alone() -> None:
     from cdc.backfill.orphans import tombstoned
-    from consumers.members.mapping import MemberState, Part
+    from cdc.member.mapping import MemberState, Part
     from consumers.members.plan import index_body
     moved = MemberState(comrade=Part("0000000000000900-0-0000000004", {"id": 7}),
                         floors={"contactinfo": "0000000000000900-0--000000001",

@@ -134,7 +134,7 @@ def test_a_malformed_filter_is_a_usage_error(bad: list[str]) -> None:
 
 
 def test_a_limited_backfills_events_carry_a_scope_the_json_schema_accepts() -> None:
-    from cdc.events import ChangeEvent, schema_problem
+    from cdc.contract.events import ChangeEvent, schema_problem
     from cdc.lsn import Lsn
 
     scope = Scope(kennitalas=(kennitala(1),), comrade_ids=(IdRange(2, 9),),

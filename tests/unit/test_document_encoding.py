@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdc.errors import SinkMisconfigured
-from consumers.members import document_rpc, encoding
-from consumers.members.mapping import MemberState, apply_change, part_changes, render
+from cdc.firestore import document_rpc, encoding
+from cdc.member.mapping import MemberState, apply_change, part_changes, render
 from tests.unit.member_fakes import comrade_row, event
 
 _Document = encoding._Document

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdc.errors import ConfigError
-from cdc.health import HealthServer
+from cdc.telemetry.health import HealthServer
 
 
 def test_a_port_already_in_use_is_a_config_error_that_names_the_setting() -> None:

@@ -14,10 +14,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdc.events import ChangeEvent
-from consumers.members.mapping import part_changes, version_of
+from cdc.contract.events import ChangeEvent
+from cdc.member.mapping import part_changes, version_of
+from consumers.members.applier import MemberApplier
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
 from tests.unit.member_fakes import FakeBackend, comrade_row, event
 from tests.unit.member_history import COMRADE, History
 

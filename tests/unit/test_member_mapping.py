@@ -13,18 +13,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdc.backfill.wait import is_stale_for_snapshot
+from cdc.contract.events import ChangeEvent
 from cdc.errors import PoisonEvent
-from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
-from consumers.members.mapping import (
+from cdc.member.mapping import (
     MemberState,
     apply_change,
     part_changes,
     render,
     version_of,
 )
+from consumers.members.applier import MemberApplier
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
 from tests.unit.member_fakes import FakeBackend, comrade_row, event
 from tests.unit.member_history import History
 
@@ -99,7 +99,7 @@ def test_an_out_of_range_gender_becomes_unknown_and_is_reported(value: Any) -> N
 def test_an_out_of_range_housing_value_is_logged_with_a_masked_kennitala(
         caplog: pytest.LogCaptureFixture) -> None:
     from consumers.members.handler import MembersHandler
-    from consumers.subscriber import Delivery
+    from consumers.runner import Delivery
     handler = MembersHandler(MemberApplier(FakeBackend()))
     ev = event("c", C, comrade_row(7, housing_situation=9))
     delivery = Delivery("a", "m", ev.to_json(), ev.attributes(), "member-7", 1, None)
@@ -312,7 +312,7 @@ def test_a_backfill_limited_to_some_tables_clears_only_their_rows() -> None:
 
 
 def test_the_clear_floor_sorts_between_older_events_and_the_snapshot_reads() -> None:
-    from consumers.members.mapping import floor_of
+    from cdc.member.mapping import floor_of
     snap = _snap(C, comrade_row(7), 0)
     older = event("u", C, comrade_row(7), comrade_row(7), lsn=0x8ff, seq=99)
     assert version_of(older) < floor_of(snap) < version_of(snap)

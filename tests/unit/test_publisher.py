@@ -9,10 +9,10 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.pubsub_v1 import PubsubMessage
 
+from cdc.contract.events import ChangeEvent
 from cdc.errors import SinkMisconfigured
-from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.publisher import EventPublisher
+from cdc.pubsub.publisher import EventPublisher
 from cdc.settings import Settings
 
 _Message: Any = PubsubMessage.pb()
