@@ -34,7 +34,7 @@ from bench import machine  # noqa: E402
 from cdc.contract.events import ChangeEvent  # noqa: E402
 from cdc.local import stack  # noqa: E402
 from cdc.lsn import Lsn  # noqa: E402
-from cdc.member.mapping import Row  # noqa: E402
+from cdc.member.state import Row  # noqa: E402
 from cdc.pubsub.admin import PubSubAdmin  # noqa: E402
 from cdc.pubsub.publisher import EventPublisher  # noqa: E402
 from cdc.settings import Settings  # noqa: E402

@@ -41,7 +41,7 @@ from bench import machine
 from cdc.contract.events import ChangeEvent
 from cdc.local import stack
 from cdc.lsn import Lsn
-from cdc.member.mapping import Row
+from cdc.member.state import Row
 from consumers.members.applier import Loaded, MemberApplier
 from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.handler import MembersHandler

@@ -50,7 +50,9 @@ from cdc.cli import gc_policy  # noqa: E402
 from cdc.errors import PoisonEvent  # noqa: E402
 from cdc.firestore import document_rpc, encoding  # noqa: E402
 from cdc.local import stack  # noqa: E402
-from cdc.member.mapping import MemberState, apply_change, part_changes, render  # noqa: E402
+from cdc.member.changes import part_changes  # noqa: E402
+from cdc.member.mapping import render  # noqa: E402
+from cdc.member.state import MemberState, apply_change  # noqa: E402
 from cdc.settings import Settings  # noqa: E402
 from cdc.verify.verifier import Verifier, VerifyOptions  # noqa: E402
 

@@ -23,7 +23,9 @@ from google.cloud import firestore
 from cdc.contract.events import ChangeEvent
 from cdc.errors import PoisonEvent
 from cdc.firestore import document_rpc
-from cdc.member.mapping import MemberState, apply_change, part_changes, render
+from cdc.member.changes import part_changes
+from cdc.member.mapping import render
+from cdc.member.state import MemberState, apply_change
 
 
 @dataclass

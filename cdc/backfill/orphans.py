@@ -37,10 +37,11 @@ from cdc.errors import PermanentError
 from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
-from cdc.member.mapping import absent_from_snapshot, apply_change
+from cdc.member.changes import absent_from_snapshot
+from cdc.member.index import index_body, index_collection_name, state_of
+from cdc.member.state import apply_change
+from cdc.member.version import Version
 from cdc.telemetry.logs import fields, mask_kennitala
-from consumers.members.firestore_backend import index_collection_name
-from consumers.members.plan import index_body, state_of
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +52,16 @@ MEMBER_FIELDS = ["_cdc.version", "_cdc.comrade_id", "django_id"]
 INDEX_FIELDS = ["kennitala", "state"]
 
 
-def threshold(lsn: Lsn) -> str:
-    """The lowest version a snapshot read at ``lsn`` can have."""
-    return f"{lsn.sortable()}-0-{0:010d}"
-
-
-def document_version(body: dict[str, Any] | None) -> str:
-    """Newest version in ``_cdc`` ('' when the document has no bookkeeping)."""
+def document_version(body: dict[str, Any] | None) -> Version | None:
+    """Newest version in ``_cdc`` (None when the document has no bookkeeping: oldest)."""
     cdc = (body or {}).get("_cdc")
-    if not isinstance(cdc, dict):
-        return ""
-    version = cdc.get("version")
-    return version if isinstance(version, str) else ""
+    return Version.parse_or_none(cdc.get("version") if isinstance(cdc, dict) else None)
 
 
-def is_orphan(doc_id: str, version: str, kennitalas: Collection[str], lsn: Lsn) -> bool:
-    return doc_id not in kennitalas and version < threshold(lsn)
+def is_orphan(doc_id: str, version: Version | None, kennitalas: Collection[str],
+              lsn: Lsn) -> bool:
+    """Not in the snapshot, and older than anything a snapshot read at ``lsn`` writes."""
+    return doc_id not in kennitalas and (version is None or version < Version.first_read(lsn))
 
 
 class MassDeleteRefused(PermanentError):

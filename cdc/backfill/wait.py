@@ -48,7 +48,8 @@ from cdc.errors import PermanentError
 from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
-from cdc.member import mapping
+from cdc.member.state import superseded
+from cdc.member.version import Version
 from cdc.settings import Settings
 
 FEW_PENDING = 500  # documents: fewer are read, not counted
@@ -108,7 +109,7 @@ def is_stale_for_snapshot(body: dict[str, Any] | None) -> bool:
     versions = ((body or {}).get("_cdc") or {}).get("versions") or {}
     comrade = versions.get("comrade") if isinstance(versions, dict) else None
     return settled is not None and bool(
-        mapping.superseded(comrade if isinstance(comrade, str) else None, settled))
+        superseded(Version.parse_or_none(comrade), Lsn.from_sortable(settled)))
 
 
 def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,

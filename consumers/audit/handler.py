@@ -38,6 +38,7 @@ from cdc.contract.validation import parse_event
 from cdc.errors import PoisonEvent, RetryableError, SinkUnavailable
 from cdc.firestore.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
 from cdc.google_errors import google_boundary, translate
+from cdc.member.version import Version
 from cdc.settings import Settings
 from cdc.telemetry.logs import fields
 from consumers.audit import records
@@ -265,7 +266,7 @@ class AuditHandler:
                 candidates = list(in_batch.get(cid, []))
                 if (known := self.cache.get(cid)) is not None and known.value is not None:
                     candidates.append(known.value)
-                kennitala = records.resolve(records.version(event), candidates)
+                kennitala = records.resolve(Version.of(event), candidates)
             record = records.audit_record(event, kennitala=kennitala, received_at=now)
             writes.append(_Write(self.records.document(event.id), record, True, deliveries))
         return writes

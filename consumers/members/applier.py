@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cdc.errors import SinkUnavailable
-from cdc.member.mapping import Rendered, Row
+from cdc.member.mapping import Rendered
+from cdc.member.state import Row
 from cdc.telemetry.logs import fields
 from consumers.members.plan import BatchPlan, EventChanges, Writes, member_ids_hinted
 

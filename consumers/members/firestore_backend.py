@@ -9,7 +9,7 @@ from google.cloud import firestore
 
 from cdc.firestore import document_rpc, encoding
 from cdc.google_errors import google_boundary, refused_content
-from cdc.member.mapping import Row
+from cdc.member.state import Row
 from consumers.members.applier import DocumentRefused, Loaded, LruCache, WriteConflict
 from consumers.members.plan import Writes
 

@@ -8,7 +8,7 @@ import orjson
 
 from cdc.contract.validation import parse_event
 from cdc.errors import PoisonEvent, RetryableError
-from cdc.member.mapping import part_changes
+from cdc.member.changes import part_changes
 from cdc.telemetry.logs import fields, mask_kennitala
 from consumers.members.applier import ApplyResult, DocumentRefused, MemberApplier
 from consumers.members.plan import EventChanges

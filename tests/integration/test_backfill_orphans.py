@@ -12,10 +12,11 @@ from google.cloud import firestore
 from cdc.backfill import orphans
 from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.member.mapping import part_changes
+from cdc.member.changes import part_changes
+from cdc.member.index import index_collection_name
 from cdc.settings import Settings
 from consumers.members.applier import MemberApplier
-from consumers.members.firestore_backend import FirestoreBackend, index_collection_name
+from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.plan import EventChanges
 from tests.factories import kennitala
 

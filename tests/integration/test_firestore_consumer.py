@@ -16,11 +16,12 @@ from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
+from cdc.member.index import index_collection_name
 from cdc.pubsub.admin import PubSubAdmin
 from cdc.pubsub.dead_letter import DeadLetters
 from cdc.settings import Settings
 from consumers.members.applier import MemberApplier
-from consumers.members.firestore_backend import FirestoreBackend, index_collection_name
+from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.handler import MembersHandler
 from consumers.runner import SubscriberRunner
 from tests.factories import kennitala

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from cdc.member.mapping import part_changes
+from cdc.member.changes import part_changes
 from cdc.settings import Settings
 from consumers.members.applier import MemberApplier
 from consumers.members.firestore_backend import FirestoreBackend

@@ -8,7 +8,7 @@ from typing import Any
 
 from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.member.mapping import Row
+from cdc.member.state import Row
 from consumers.members.applier import DocumentRefused, Loaded, WriteConflict
 from consumers.members.plan import Writes
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.member.mapping import Row
+from cdc.member.state import Row
 
 KENNITALAS = ("0101701259", "0202702179", "0303703099")
 COMRADE, CONTACT, ADDRESS, EMAIL = (

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from cdc.errors import SinkMisconfigured
 from cdc.firestore import document_rpc, encoding
-from cdc.member.mapping import MemberState, apply_change, part_changes, render
+from cdc.member.changes import part_changes
+from cdc.member.mapping import render
+from cdc.member.state import MemberState, apply_change
 from tests.unit.member_fakes import comrade_row, event
 
 _Document = encoding._Document

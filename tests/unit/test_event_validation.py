@@ -16,7 +16,7 @@ from cdc.contract.events import ChangeEvent, schema_problem
 from cdc.errors import PoisonEvent
 from cdc.firestore.encoding import fill_map
 from cdc.lsn import Lsn
-from cdc.member.mapping import part_changes
+from cdc.member.changes import part_changes
 from consumers.audit import records
 from consumers.members.applier import MemberApplier
 from consumers.members.plan import EventChanges

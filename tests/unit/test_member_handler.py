@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cdc.errors import SinkUnavailable
-from cdc.member.mapping import part_changes
+from cdc.member.changes import part_changes
 from cdc.pubsub import pulling
 from cdc.settings import Settings
 from consumers.members.applier import MemberApplier
