@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cdc.backoff import Backoff
-from cdc.errors import CdcError, PermanentError, RetryableError
+from cdc.errors import CdcError, policy
 from cdc.pubsub.admin import MAX_DELIVERY_ATTEMPTS
 from cdc.pubsub.delivery import Delivery
 from cdc.pubsub.pulling import MAX_BACKOFF_S, Prefetcher
@@ -234,19 +234,19 @@ class SubscriberRunner:
         while not self._stop.is_set():
             try:
                 self._turn()
-            except PermanentError as exc:
+            except CdcError as exc:  # _turn retries what the policy retries
                 self._failure = exc.one_line()
                 self._stop.set()
 
     def _turn(self) -> None:
         try:
             self.run_once()
-        except RetryableError as exc:
+        except CdcError as exc:
+            if not policy(exc).retry:
+                raise
             log.warning("consumer will retry", extra=fields(consumer=self.name,
                                                             error=exc.one_line()))
             self._sleep_backoff()
-        except PermanentError:
-            raise
         except Exception:
             log.exception("unexpected error; retrying", extra=fields(consumer=self.name))
             self._sleep_backoff()
@@ -296,13 +296,13 @@ class SubscriberRunner:
         started = time.perf_counter()
         try:
             outcome = self.handler.handle(batch)
-        except RetryableError as exc:
+        except CdcError as exc:
+            if not policy(exc).retry:
+                self.nack(batch)
+                raise
             log.warning("consumer will retry", extra=fields(consumer=self.name,
                                                             error=exc.one_line()))
             return Outcome(retry=list(batch))
-        except CdcError:
-            self.nack(batch)
-            raise
         except Exception:
             # likely an event the handler cannot digest: each redelivery spends an
             # attempt, so the subscription's dead-letter policy ends the loop
@@ -380,6 +380,6 @@ class SubscriberRunner:
         that failed, and reached its cap in one outage)."""
         backoff: Backoff | None = getattr(self._worker, "backoff", None)
         if backoff is None:
-            backoff = self._worker.backoff = Backoff(first=0.5, cap=self.max_backoff)
+            backoff = self._worker.backoff = Backoff.of("session", cap=self.max_backoff)
         return backoff
 

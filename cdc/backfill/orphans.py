@@ -29,11 +29,11 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from cdc.backfill.diff import content_digest, stored_content
-from cdc.errors import PermanentError
+from cdc.backoff import attempts
+from cdc.errors import Conflict, PermanentError
 from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 GUARD_SHARE = 0.10
 BATCH = 200  # orphans per commit: a delete and an index write each, under 500 writes
-MAX_ATTEMPTS = 5
+
 MEMBER_FIELDS = ["_cdc.version", "_cdc.comrade_id", "django_id"]
 INDEX_FIELDS = ["kennitala", "state"]
 
@@ -148,7 +148,7 @@ class OrphanDeleter:
         return sum(self._chunk(ids[start:start + BATCH]) for start in range(0, len(ids), BATCH))
 
     def _chunk(self, ids: list[str]) -> int:
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(attempts("conflict")):
             deleted = self._attempt(ids)
             if deleted is not None:
                 return deleted
@@ -173,11 +173,11 @@ class OrphanDeleter:
             batch.delete(s.reference,
                          option=self.client.write_option(last_update_time=s.update_time))
         self._tombstone_owners(batch, still)
-        with google_boundary("deleting orphan member documents"):
-            try:
+        try:
+            with google_boundary("deleting orphan member documents", writing=True):
                 batch.commit()
-            except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted):
-                return None
+        except Conflict:  # a write landed since the read: read again
+            return None
         _log(still)
         return len(still)
 

@@ -2,7 +2,8 @@
 
 Each command group lives in its own module and is registered here. Errors of
 the project's hierarchy end the command with one line and a hint, never a
-traceback: exit 2 for configuration, 1 for anything else. The line is
+traceback, and the exit code of the error policy (cdc/errors.py): 2 for what
+a setting or the setup must fix, 1 for anything else. The line is
 redacted (cdc/telemetry/redaction.py): no password, kennitala or e-mail address.
 """
 
@@ -15,13 +16,7 @@ from typing import Any
 import click
 
 from cdc.cli import gc_policy
-from cdc.errors import (
-    CdcError,
-    ConfigError,
-    SinkMisconfigured,
-    SlotLost,
-    SourceMisconfigured,
-)
+from cdc.errors import CdcError, policy
 from cdc.telemetry import logs
 from cdc.telemetry.redaction import redact
 
@@ -38,7 +33,6 @@ _COMMANDS = {
     "audit_cmd": ("audit",),
     "verify_cmd": ("verify",),
 }
-_EXIT_2 = (ConfigError, SourceMisconfigured, SinkMisconfigured, SlotLost)
 
 
 class CdcGroup(click.Group):
@@ -50,7 +44,7 @@ class CdcGroup(click.Group):
         except CdcError as exc:
             line = " ".join(redact(exc.one_line()).split())  # one line, whatever it quotes
             click.echo(f"error: {line}", err=True)
-            sys.exit(2 if isinstance(exc, _EXIT_2) else 1)
+            sys.exit(policy(exc).exit_code)
 
 
 @click.group(cls=CdcGroup)

@@ -21,7 +21,7 @@ from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, Sta
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.cli.scope_options import scope_of, scope_options
-from cdc.errors import ConfigError, RetryableError
+from cdc.errors import CdcError, ConfigError, policy
 from cdc.lsn import Lsn
 from cdc.postgres.connection import connect
 from cdc.settings import Settings
@@ -106,7 +106,9 @@ def _interruptible(store: StateStore) -> Iterator[_Stage]:
         click.echo("", err=True)  # end the progress line
         click.echo(f"interrupted: {_how_to_go_on(store, stage.waiting)}", err=True)
         sys.exit(130)
-    except RetryableError as exc:
+    except CdcError as exc:
+        if not policy(exc).retry:
+            raise
         click.echo("", err=True)
         click.echo(f"error: {redact(exc.one_line())}", err=True)
         click.echo(f"then: {_how_to_go_on(store, stage.waiting)}", err=True)

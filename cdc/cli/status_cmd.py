@@ -17,6 +17,7 @@ import orjson
 from cdc.cli.options import with_settings
 from cdc.postgres import provisioning
 from cdc.postgres.catalog import SourceState, read_source_state
+from cdc.postgres.errors import postgres_boundary
 from cdc.settings import Settings
 from cdc.status import sink as sink_status
 
@@ -41,7 +42,7 @@ def status(settings: Settings, as_json: bool, max_lag_bytes: int) -> None:
 def gather(settings: Settings, max_lag_bytes: int) -> dict[str, Any]:
     """Everything ``cdc status`` shows, as a JSON-ready dict."""
     with provisioning.connect_source(settings, purpose="status") as conn, \
-            provisioning.source_boundary("reading the slot and publication"):
+            postgres_boundary("reading the slot and publication"):
         state = read_source_state(conn, settings)
     last = sink_status.last_event_time(settings)
     dead = sink_status.dead_letter_depth(settings)

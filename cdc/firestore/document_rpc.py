@@ -28,11 +28,11 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as metadata_version
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from cdc.errors import SinkMisconfigured
+from cdc.backoff import Backoff, attempts
+from cdc.errors import CdcError, SinkMisconfigured, is_retryable
 from cdc.firestore.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
 from cdc.google_errors import google_boundary, raw_grpc_errors, serialize
 
@@ -46,9 +46,6 @@ _CommitResponse: Any = firestore_types.CommitResponse.pb()
 _Query: Any = firestore_types.RunQueryRequest.pb()
 _QueryResponse: Any = firestore_types.RunQueryResponse.pb()
 _SERVICE = "/google.firestore.v1.Firestore/"
-READ_ATTEMPTS = 4  # a read or query is tried this often on transient errors
-_TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError,
-              gexc.TooManyRequests, gexc.Aborted)
 # The emulator answers a query that starts after a document in time growing with
 # the offset: listing 100k documents took 48 s in pages of 5,000, 24 s in pages of
 # 25,000, 14.5 s in one stream. A page streams, so its size costs no memory.
@@ -68,8 +65,7 @@ def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
                            documents=list(paths[start:start + READ_CHUNK]))
         if fields is not None:
             request.mask.field_paths.extend(fields)
-        with google_boundary(what):
-            responses = _retried(_all_of(rpc.batch_get, request, rpc.metadata))
+        responses = _retried(_all_of(rpc.batch_get, request, rpc.metadata), what)
         for pb in responses:
             if pb.HasField("found"):
                 yield pb.found.name, pb.found
@@ -102,7 +98,7 @@ def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = 
                 query.select.fields.add(field_path=path)
         count = 0
         with google_boundary(what):
-            for pb in _stream(rpc.run_query, request, rpc.metadata):
+            for pb in _stream(rpc.run_query, request, rpc.metadata, what):
                 if pb.HasField("document"):
                     count += 1
                     after = pb.document.name
@@ -116,14 +112,16 @@ def commit_request(client: Any) -> Any:
     return _Commit(database=_rpc(client).database)
 
 
-def commit(client: Any, request: Any) -> list[Timestamp]:
+def commit(client: Any, request: Any, what: str = "committing writes") -> list[Timestamp]:
     """Commit the request's writes atomically; each write's update time, in order.
 
-    Google's exceptions pass through (the caller tells a failed precondition
-    from an outage).
+    Not retried in place: a commit whose answer was lost may have happened, so
+    the caller reads again. A failed precondition is a
+    :class:`~cdc.errors.Conflict`, refused content a
+    :class:`~cdc.errors.ContentRefused`.
     """
     rpc = _rpc(client)
-    with raw_grpc_errors():
+    with google_boundary(what, writing=True), raw_grpc_errors():
         response = rpc.commit(request, metadata=rpc.metadata, timeout=COMMIT_TIMEOUT)
     return [Timestamp(seconds=r.update_time.seconds, nanos=r.update_time.nanos)
             for r in response.write_results]
@@ -204,16 +202,17 @@ def _installed_version() -> str:
         return "version unknown"
 
 
-def _retried(call: Callable[[], Any]) -> Any:
-    """``call()``, again after a transient error (google-api-core exceptions)."""
-    for attempt in range(1, READ_ATTEMPTS + 1):
+def _retried(call: Callable[[], Any], what: str) -> Any:
+    """``call()``, tried again in place after a transient error (the ``read`` profile)."""
+    backoff, tries = Backoff.of("read"), attempts("read")
+    for attempt in range(1, tries + 1):
         try:
-            with raw_grpc_errors():
+            with google_boundary(what), raw_grpc_errors():
                 return call()
-        except _TRANSIENT:
-            if attempt == READ_ATTEMPTS:
+        except CdcError as exc:
+            if attempt == tries or not is_retryable(exc):
                 raise
-            time.sleep(0.2 * 2 ** attempt)
+            time.sleep(backoff.next_delay())
     raise AssertionError("unreachable")
 
 
@@ -221,13 +220,13 @@ def _all_of(method: Any, request: Any, metadata: Any) -> Callable[[], list[Any]]
     return lambda: list(method(request, metadata=metadata, timeout=READ_TIMEOUT))
 
 
-def _stream(method: Any, request: Any, metadata: Any) -> Iterator[Any]:
+def _stream(method: Any, request: Any, metadata: Any, what: str) -> Iterator[Any]:
     """The responses of a server stream; retried while it has yielded nothing."""
     def first() -> tuple[Any, Any]:
         responses = method(request, metadata=metadata)
         return responses, next(responses, None)
 
-    responses, head = _retried(first)
+    responses, head = _retried(first, what)
     if head is None:
         return
     yield head

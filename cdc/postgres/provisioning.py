@@ -10,27 +10,24 @@
   ``REPLICA IDENTITY FULL`` and creates the ``pgoutput`` slot.
 - :func:`teardown_source` drops the slot and the publication.
 
-psycopg errors are translated here (:func:`source_boundary`): a failed
-connection (cdc/postgres/connection.py) is a :class:`ConfigError` naming
-``CDC_DATABASE_URL``, a refused privilege a :class:`SourceMisconfigured` whose
-hint is the statement to run.
+psycopg errors are translated by cdc/postgres/errors.py, the same way as
+everywhere: a refused connection is :class:`SourceUnavailable`, a refused
+privilege a :class:`SourceMisconfigured` whose hint is the statement to run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import errors as pgerr
 from psycopg import sql
 
-from cdc.errors import CdcError, ConfigError, SourceMisconfigured, SourceUnavailable
+from cdc.errors import AlreadyExists, SlotLost, SourceMisconfigured
 from cdc.postgres import connection as source_connection
 from cdc.postgres.catalog import (
     PUBLISHED_OPS,
@@ -38,13 +35,12 @@ from cdc.postgres.catalog import (
     read_slot_state,
     read_source_state,
 )
-from cdc.postgres.connection import first_line
+from cdc.postgres.errors import DBA_HINT, postgres_boundary
 from cdc.settings import Settings
 from cdc.telemetry.logs import fields
 
 log = logging.getLogger(__name__)
 
-DBA_HINT = "or have a DBA run sql/setup.sql"
 LOCK_TIMEOUT = "10s"
 
 
@@ -60,50 +56,17 @@ class Problem:
         return f"{self.what} — {self.fix}"
 
 
-# -- connection and error translation ------------------------------------------
+# -- connection -----------------------------------------------------------------
 
 def connect_source(settings: Settings, *, purpose: str = "setup") -> psycopg.Connection[Any]:
-    """An autocommit connection to the source; failures name CDC_DATABASE_URL (exit 2:
-    a one-shot command cannot wait for the server)."""
-    try:
-        return source_connection.connect(settings.require_database(), autocommit=True,
-                                         application_name=f"cdc-{purpose}")
-    except SourceUnavailable as exc:
-        raise ConfigError(str(exc), hint=exc.hint) from exc
-
-
-@contextlib.contextmanager
-def source_boundary(what: str, *, hint: str | None = None) -> Iterator[None]:
-    """Re-raise psycopg errors met while doing ``what`` as project errors."""
-    try:
-        yield
-    except CdcError:
-        raise
-    except pgerr.InsufficientPrivilege as exc:
-        raise SourceMisconfigured(
-            f"{what}: permission denied ({first_line(exc)})",
-            hint=hint or f"run it as the tables' owner or a superuser, {DBA_HINT}",
-        ) from exc
-    except pgerr.LockNotAvailable as exc:
-        raise SourceUnavailable(
-            f"{what}: the table is busy (waited {LOCK_TIMEOUT} for its lock)",
-            hint="retry when long-running transactions on it have finished",
-        ) from exc
-    except (pgerr.ConnectionException, pgerr.OperatorIntervention) as exc:
-        raise SourceUnavailable(f"{what}: {first_line(exc)}",
-                                hint="the source went away; check the server and retry") from exc
-    except psycopg.Error as exc:
-        if exc.sqlstate is None:  # client side: the connection broke
-            raise SourceUnavailable(f"{what}: {first_line(exc)}",
-                                    hint="the source went away; check the server and retry",
-                                    ) from exc
-        raise SourceMisconfigured(f"{what}: {first_line(exc)}",
-                                  hint=hint or f"fix the source, {DBA_HINT}") from exc
+    """An autocommit connection to the source (cdc/postgres/connection.py)."""
+    return source_connection.connect(settings.require_database(), autocommit=True,
+                                     application_name=f"cdc-{purpose}")
 
 
 def read_state(settings: Settings, *, purpose: str = "check") -> SourceState:
     with connect_source(settings, purpose=purpose) as conn, \
-            source_boundary("reading the source's catalog"):
+            postgres_boundary("reading the source's catalog"):
         return read_source_state(conn, settings)
 
 
@@ -369,7 +332,7 @@ def setup_source(settings: Settings, *, dry_run: bool = False) -> list[str]:
     source has a problem (:func:`check_source`) or the role lacks a privilege.
     """
     with connect_source(settings, purpose="setup") as conn:
-        with source_boundary("reading the source's catalog"):
+        with postgres_boundary("reading the source's catalog"):
             state = read_source_state(conn, settings)
         raise_for(source_problems(state, settings))
         actions, notes = plan_setup(state, settings)
@@ -378,7 +341,7 @@ def setup_source(settings: Settings, *, dry_run: bool = False) -> list[str]:
             raise refused
         if dry_run:
             return [*notes, *(a.description for a in actions)]
-        with source_boundary("setting a lock timeout"):
+        with postgres_boundary("setting a lock timeout"):
             conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
         done = [description for action in actions
                 if (description := _run(conn, action)) is not None]
@@ -387,11 +350,11 @@ def setup_source(settings: Settings, *, dry_run: bool = False) -> list[str]:
 
 def _run(conn: psycopg.Connection[Any], action: Action) -> str | None:
     """Run one action; None when someone else did it meanwhile."""
-    with source_boundary(action.description):
-        try:
+    try:
+        with postgres_boundary(action.description):
             conn.execute(action.statement)
-        except pgerr.DuplicateObject:  # a concurrent `cdc setup` got there first
-            return None
+    except AlreadyExists:  # a concurrent `cdc setup` got there first
+        return None
     log.info("source changed", extra=fields(action=action.description))
     return action.description
 
@@ -401,7 +364,7 @@ def _run(conn: psycopg.Connection[Any], action: Action) -> str | None:
 def teardown_plan(settings: Settings) -> list[str]:
     """What :func:`teardown_source` would drop, for the confirmation prompt."""
     with connect_source(settings, purpose="teardown") as conn, \
-            source_boundary("reading the source's catalog"):
+            postgres_boundary("reading the source's catalog"):
         slot = read_slot_state(conn, settings.slot)
         pub = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s",
                            (settings.publication,)).fetchone()
@@ -424,17 +387,17 @@ def teardown_source(settings: Settings, *, stop_reader: bool = True,
     """
     done = []
     with connect_source(settings, purpose="teardown") as conn:
-        with source_boundary("reading the replication slot"):
+        with postgres_boundary("reading the replication slot"):
             slot = read_slot_state(conn, settings.slot)
         if slot is not None:
             _release_slot(conn, settings.slot, stop_reader, wait_seconds)
-            with source_boundary(f"dropping replication slot {settings.slot}"):
-                try:
+            try:
+                with postgres_boundary(f"dropping replication slot {settings.slot}"):
                     conn.execute("SELECT pg_drop_replication_slot(%s)", (settings.slot,))
-                    done.append(f"dropped replication slot {settings.slot}")
-                except pgerr.UndefinedObject:
-                    pass
-        with source_boundary(f"dropping publication {settings.publication}"):
+                done.append(f"dropped replication slot {settings.slot}")
+            except SlotLost:  # gone meanwhile
+                pass
+        with postgres_boundary(f"dropping publication {settings.publication}"):
             exists = conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s",
                                   (settings.publication,)).fetchone()
             if exists:
@@ -452,7 +415,7 @@ def _release_slot(conn: psycopg.Connection[Any], slot: str, stop_reader: bool,
     deadline = time.monotonic() + wait_seconds
     terminated = False
     while True:
-        with source_boundary(f"reading replication slot {slot}"):
+        with postgres_boundary(f"reading replication slot {slot}"):
             state = read_slot_state(conn, slot)
         if state is None or not state.active:
             return
@@ -462,7 +425,7 @@ def _release_slot(conn: psycopg.Connection[Any], slot: str, stop_reader: bool,
         if not stop_reader:
             raise refuse
         if not terminated:
-            with source_boundary(f"stopping the walsender of slot {slot}", hint=refuse.hint):
+            with postgres_boundary(f"stopping the walsender of slot {slot}", hint=refuse.hint):
                 row = conn.execute("SELECT pg_terminate_backend(%s)",
                                    (state.active_pid,)).fetchone()
             if not (row and row[0]):

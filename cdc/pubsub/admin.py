@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import Subscription
 
-from cdc.errors import SinkMisconfigured
+from cdc.errors import AlreadyExists, SinkMisconfigured
 from cdc.google_errors import google_boundary
 from cdc.settings import Settings
 from cdc.telemetry.logs import fields
@@ -47,11 +46,11 @@ class PubSubAdmin:
 
     def ensure_topic(self, name: str) -> bool:
         """True when it was created now."""
-        with google_boundary(f"creating topic {name}"):
-            try:
+        try:
+            with google_boundary(f"creating topic {name}"):
                 self.publisher.create_topic(name=self.topic_path(name))
-            except gexc.AlreadyExists:
-                return False
+        except AlreadyExists:
+            return False
         log.info("created topic", extra=fields(topic=name))
         return True
 
@@ -66,11 +65,11 @@ class PubSubAdmin:
         if dead_letter_topic:
             request["dead_letter_policy"] = self._dead_letter_policy(dead_letter_topic)
             request["retry_policy"] = RETRY_POLICY
-        with google_boundary(f"creating subscription {name}"):
-            try:
+        try:
+            with google_boundary(f"creating subscription {name}"):
                 self.subscriber.create_subscription(request=request)
-            except gexc.AlreadyExists:
-                return False
+        except AlreadyExists:
+            return False
         log.info("created subscription", extra=fields(subscription=name, ordered=ordered))
         return True
 

@@ -37,7 +37,7 @@ from prometheus_client import Counter, Histogram
 
 from cdc.backoff import Backoff
 from cdc.contract.events import ChangeEvent
-from cdc.errors import CdcError, PermanentError, RetryableError
+from cdc.errors import CdcError, policy
 from cdc.google_errors import google_boundary, raw_grpc_errors
 from cdc.pubsub.wire import publish_request, pubsub_message
 from cdc.settings import Settings
@@ -226,17 +226,17 @@ class EventPublisher:
 
     # -- sender thread -----------------------------------------------------------
     def _run(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff.of("request")
         while True:
             batch = self._next_batch()
             if batch is None:
                 return
             try:
                 self._send(batch)
-            except RetryableError as exc:
-                self._note_stall(exc, backoff)
-                continue
-            except PermanentError as exc:
+            except CdcError as exc:
+                if policy(exc).retry:
+                    self._note_stall(exc, backoff)
+                    continue
                 log.error("publishing failed permanently", extra=fields(error=exc.one_line()))
                 with self._lock:
                     self._failure = exc

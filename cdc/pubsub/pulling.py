@@ -67,7 +67,7 @@ class Prefetcher:
         self._stopping = False
         self._releases = 0  # batches released so far: a release may free keys to pull
         self._thread: threading.Thread | None = None
-        self._backoff = backoff or Backoff(first=0.5, cap=MAX_BACKOFF_S)
+        self._backoff = backoff or Backoff.of("session", cap=MAX_BACKOFF_S)
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> Prefetcher:

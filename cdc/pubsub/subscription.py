@@ -27,11 +27,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import grpc
-from google.api_core import exceptions as gexc
 from google.protobuf import empty_pb2
 from google.pubsub_v1 import AcknowledgeRequest, ModifyAckDeadlineRequest, PullRequest, PullResponse
 
-from cdc.errors import CdcError
+from cdc.errors import TimedOut
 from cdc.google_errors import google_boundary, raw_grpc_errors, serialize
 from cdc.pubsub.delivery import Delivery
 
@@ -92,10 +91,8 @@ class GrpcSubscription:
                     response = self._long_poll(request, timeout)
                 else:
                     response = _call(self._pull, request, timeout, self._metadata)
-        except CdcError as exc:
-            if isinstance(exc.__cause__, gexc.DeadlineExceeded):
-                return []  # a long poll that found nothing
-            raise
+        except TimedOut:
+            return []  # a long poll that found nothing
         return [] if response is None else [delivery_of(r) for r in response.received_messages]
 
     def interrupt(self) -> None:

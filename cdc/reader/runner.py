@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from cdc.backoff import Backoff
 from cdc.contract.events import ChangeEvent
-from cdc.errors import CdcError, RetryableError, SlotBusy
+from cdc.errors import CdcError, policy
 from cdc.lsn import Lsn
 from cdc.postgres.pgoutput.decoder import decode
 from cdc.postgres.replication.client import ReplicationSession, check_slot, connect, read_slot
@@ -87,14 +87,17 @@ class Reader:
 
     def run(self) -> None:
         """Until stopped. Permanent errors propagate; retryable ones back off."""
-        backoff = Backoff(first=0.5, cap=self.options.max_backoff_s)
+        backoff = Backoff.of("session", cap=self.options.max_backoff_s)
         while not self.stopping:
             try:
                 self._session()
                 backoff.reset()
-            except SlotBusy as exc:
-                self._standby(exc)
-            except RetryableError as exc:
+            except CdcError as exc:
+                if not policy(exc).retry:
+                    raise
+                if policy(exc).backoff == "standby":
+                    self._standby(exc)
+                    continue
                 delay = backoff.next_delay()
                 self.state = "reconnecting"
                 metrics.RECONNECTS.inc()

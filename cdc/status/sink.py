@@ -13,10 +13,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.errors import CdcError, SinkUnavailable
+from cdc.errors import CdcError, SinkUnavailable, TimedOut
 from cdc.google_errors import google_boundary
 from cdc.settings import Settings
 
@@ -79,11 +78,13 @@ def _peek(subscriber: Any, path: str, limit: int) -> int:
     try:
         while len(seen) < limit:
             try:
-                response = subscriber.pull(
-                    request={"subscription": path, "max_messages": min(limit - len(seen), 1000),
-                             "return_immediately": True},
-                    retry=None, timeout=_TIMEOUT)
-            except gexc.DeadlineExceeded:
+                with google_boundary("peeking into the dead letters"):
+                    response = subscriber.pull(
+                        request={"subscription": path,
+                                 "max_messages": min(limit - len(seen), 1000),
+                                 "return_immediately": True},
+                        retry=None, timeout=_TIMEOUT)
+            except TimedOut:
                 break  # production Pub/Sub may wait out the deadline when it is empty
             fresh = [m for m in response.received_messages if m.message.message_id not in seen]
             if not fresh:

@@ -31,13 +31,20 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from google.api_core import exceptions as gexc
 
+from cdc.backoff import attempts
 from cdc.contract.events import MEMBER_TABLE, ChangeEvent, Row
 from cdc.contract.validation import parse_event
-from cdc.errors import PoisonEvent, RetryableError, SinkUnavailable
+from cdc.errors import (
+    AlreadyExists,
+    Conflict,
+    ContentRefused,
+    PoisonEvent,
+    RetryableError,
+    SinkUnavailable,
+)
 from cdc.firestore.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
-from cdc.google_errors import google_boundary, translate
+from cdc.google_errors import google_boundary
 from cdc.member.version import Version
 from cdc.settings import Settings
 from cdc.telemetry.logs import fields
@@ -49,8 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_WRITES = 500
 CACHE_SIZE = 200_000
-_CREATE_RETRIES = 3
-MAX_CONFLICTS = 8  # batches re-read after a guarded write lost to another consumer
+MAX_CONFLICTS = attempts("conflict") - 1  # batches re-read after losing a guarded write
 
 
 def index_collection(settings: Settings) -> str:
@@ -82,10 +88,6 @@ class _Write:
     deliveries: list[Delivery] = field(default_factory=list)
     token: Any = None
     written_at: Any = None  # its update_time, once committed
-
-
-class _Conflict(Exception):
-    """Another consumer wrote an index entry or summary since this one read it."""
 
 
 class KennitalaCache:
@@ -185,7 +187,7 @@ class AuditHandler:
         for attempt in range(1, MAX_CONFLICTS + 1):
             try:
                 return self._store_once(parsed)
-            except _Conflict:
+            except Conflict:  # another consumer wrote an index entry or summary since
                 for _, event in parsed:
                     if (cid := event.comrade_id()) is not None:
                         self.cache.drop(cid)
@@ -321,13 +323,13 @@ class AuditHandler:
         return poisoned
 
     def _commit_chunk(self, chunk: list[_Write]) -> list[tuple[Delivery, str]]:
-        for _ in range(_CREATE_RETRIES):
+        for _ in range(MAX_CONFLICTS):
             try:
                 self._commit_batch(chunk)
                 return []
-            except gexc.AlreadyExists:
+            except AlreadyExists:
                 chunk = self._without_existing(chunk)
-            except gexc.InvalidArgument:
+            except ContentRefused:
                 return self._commit_one_by_one(chunk)
         self._commit_batch(chunk)
         return []
@@ -342,17 +344,10 @@ class AuditHandler:
             else:
                 batch.update(write.ref, write.data,
                              option=self.client.write_option(last_update_time=write.token))
-        try:
+        # an existing record is AlreadyExists; a failed update_time guard (or a pruned
+        # entry) a Conflict: re-read and merge; refused content a ContentRefused
+        with google_boundary("writing audit records", writing=True):
             results = batch.commit(timeout=COMMIT_TIMEOUT)
-        except (gexc.AlreadyExists, gexc.InvalidArgument):
-            raise
-        except (gexc.FailedPrecondition, gexc.NotFound) as exc:
-            # an update_time guard failed (or the entry was pruned): re-read and merge
-            raise _Conflict() from exc
-        except (gexc.GoogleAPIError, gexc.RetryError) as exc:
-            raise translate(exc, "writing audit records") from exc
-        except TimeoutError as exc:
-            raise SinkUnavailable("writing audit records: timed out") from exc
         for write, result in zip(chunk, results, strict=True):
             write.written_at = result.update_time
         self._written += len(chunk)
@@ -369,7 +364,7 @@ class AuditHandler:
                                         timeout=READ_TIMEOUT)
             existing = {s.reference.path for s in found if s.exists}
         if not existing:
-            raise _Conflict()
+            raise Conflict("an index entry or summary was created by another consumer")
         self._skipped += len(existing)
         log.info("skipping audit records already written", extra=fields(count=len(existing)))
         return [w for w in chunk if not (w.record and w.ref.path in existing)]
@@ -380,11 +375,11 @@ class AuditHandler:
         for write in chunk:
             try:
                 self._commit_batch([write])
-            except gexc.AlreadyExists as exc:
+            except AlreadyExists:
                 if not write.record:
-                    raise _Conflict() from exc
+                    raise
                 continue
-            except gexc.InvalidArgument as exc:
-                reason = f"Firestore refused audit record {write.ref.id}: {exc.message}"
+            except ContentRefused as exc:
+                reason = f"Firestore refused audit record {write.ref.id}: {exc.kind}"
                 poisoned += [(d, reason) for d in write.deliveries]
         return poisoned

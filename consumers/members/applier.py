@@ -12,12 +12,11 @@ conflict, after which the batch is re-read and re-planned.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cdc.errors import SinkUnavailable
+from cdc.backoff import attempts
+from cdc.errors import Conflict, SinkUnavailable
 from cdc.member.mapping import Rendered
 from cdc.member.state import Row
 from cdc.telemetry.logs import fields
@@ -25,32 +24,12 @@ from consumers.members.plan import BatchPlan, EventChanges, Writes, member_ids_h
 
 log = logging.getLogger(__name__)
 
-MAX_CONFLICT_RETRIES = 8
-
-
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """A document as last seen: ``data`` None when absent; ``token`` its update_time."""
 
     data: Row | None
     token: Any = None
-
-
-class WriteConflict(Exception):
-    """A precondition failed: somebody else wrote one of the documents."""
-
-
-class DocumentRefused(Exception):
-    """Firestore will not store a document of the commit: something in it, not an outage.
-
-    ``kind`` says what, without any value of the document (``"InvalidArgument
-    (nested arrays)"``). Nothing of the commit was written; the handler splits
-    the batch to find the event that makes the document.
-    """
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
 
 
 class DocumentBackend(Protocol):
@@ -63,8 +42,10 @@ class DocumentBackend(Protocol):
                members: dict[str, Loaded]) -> None:
         """Write atomically with preconditions from the loaded tokens.
 
-        Raises WriteConflict when a precondition failed, DocumentRefused when a
-        document cannot be stored."""
+        Raises :class:`~cdc.errors.Conflict` when a precondition failed,
+        :class:`~cdc.errors.ContentRefused` when a document cannot be stored (nothing
+        of the commit is written then; the handler splits the batch to find the
+        event that makes the document)."""
         ...
 
     def forget(self, index_ids: set[int], member_ids: set[str]) -> None:
@@ -84,7 +65,7 @@ class MemberApplier:
     """Reads, plans and writes one batch; retries the whole batch on conflicts."""
 
     def __init__(self, backend: DocumentBackend,
-                 max_conflicts: int = MAX_CONFLICT_RETRIES) -> None:
+                 max_conflicts: int = attempts("conflict") - 1) -> None:
         self.backend = backend
         self.max_conflicts = max_conflicts
 
@@ -103,7 +84,7 @@ class MemberApplier:
             writes = plan.writes({k: v.data for k, v in members.items()})
             try:
                 self._commit(writes, index, members)
-            except WriteConflict:
+            except Conflict:
                 result.conflicts += 1
                 self.backend.forget(cids, set(members))
                 log.info("precondition conflict, re-reading the batch",
@@ -123,44 +104,9 @@ class MemberApplier:
             return
         try:
             self.backend.commit(writes, index, members)
-        except WriteConflict:
+        except Conflict:
             raise
         except BaseException:
             # the outcome is unknown: never trust the cache for these documents again
             self.backend.forget(set(writes.index), set(writes.members))
             raise
-
-
-class LruCache:
-    """A bounded map from document path to its last known :class:`Loaded`.
-
-    Thread-safe: the runner's workers share one backend and its cache.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[str, Loaded] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, path: str) -> Loaded | None:
-        with self._lock:
-            item = self._items.get(path)
-            if item is not None:
-                self._items.move_to_end(path)
-            return item
-
-    def put(self, path: str, value: Loaded) -> None:
-        if self.capacity <= 0:
-            return
-        with self._lock:
-            self._items[path] = value
-            self._items.move_to_end(path)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def drop(self, path: str) -> None:
-        with self._lock:
-            self._items.pop(path, None)
-
-    def __len__(self) -> int:
-        return len(self._items)

@@ -4,8 +4,8 @@ It is driven at the libpq level (``get_copy_data``/``put_copy_data``), and
 knows nothing about pgoutput: it hands out raw CopyData frames and sends
 standby status updates. Framing is parsed by :mod:`cdc.postgres.replication.protocol`.
 
-psycopg errors are translated here into the project's hierarchy; connecting
-is cdc/postgres/connection.py's.
+psycopg errors are translated by cdc/postgres/errors.py; connecting is
+cdc/postgres/connection.py's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import select
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import errors as pgerr
 from psycopg import pq
 
 from cdc.errors import SlotBusy, SlotLost, SourceMisconfigured, SourceUnavailable
@@ -24,6 +23,7 @@ from cdc.postgres.connection import (
     connect as connect,  # re-exported: the reader and backfill use it
 )
 from cdc.postgres.connection import first_line
+from cdc.postgres.errors import translate
 from cdc.postgres.replication.protocol import standby_status_update
 from cdc.telemetry.logs import fields
 
@@ -92,7 +92,7 @@ class ReplicationSession:
             self._conn.execute(command)
         except psycopg.Error as exc:
             self.close()
-            raise translate_start_error(exc, slot) from exc
+            raise translate(exc, f"starting replication from slot {slot!r}") from exc
         log.info("replication started", extra=fields(slot=slot, start_lsn=str(start)))
 
     def read(self, timeout: float) -> bytes | None:
@@ -141,20 +141,3 @@ class ReplicationSession:
             self._conn.close()
         except Exception as exc:  # closing a broken connection must not mask the real error
             log.debug("close failed", extra=fields(error=str(exc)))
-
-
-def translate_start_error(exc: psycopg.Error, slot: str) -> Exception:
-    text = first_line(exc)
-    if isinstance(exc, pgerr.ObjectInUse):
-        return SlotBusy(f"replication slot {slot!r} is active: {text}",
-                        hint="another `cdc run` holds it; this one waits in standby")
-    if isinstance(exc, pgerr.UndefinedObject) or "does not exist" in text:
-        if "publication" in text:
-            return SourceMisconfigured(text, hint="run `cdc setup` to create the publication")
-        return SlotLost(f"replication slot {slot!r} does not exist")
-    if "can no longer get changes" in text or "has been removed" in text:
-        return SlotLost(f"replication slot {slot!r}: {text}")
-    if isinstance(exc, pgerr.InsufficientPrivilege):
-        return SourceMisconfigured(text, hint="grant the role REPLICATION (see sql/setup.sql)")
-    return SourceUnavailable(f"cannot start replication: {text}")
-
