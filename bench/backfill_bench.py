@@ -113,7 +113,7 @@ def settings_for(env: dict[str, str], url: str, tag: str) -> Settings:
 def cdc_env(env: dict[str, str], s: Settings) -> dict[str, str]:
     out = dict(os.environ)
     out.update(env)
-    out.update({"CDC_DATABASE_URL": s.require_database(), "CDC_SLOT": s.slot,
+    out.update({"CDC_DATABASE_URL": s.source_conninfo(), "CDC_SLOT": s.slot,
                 "CDC_PUBLICATION": s.publication, "CDC_TOPIC": s.topic,
                 "CDC_MEMBERS_COLLECTION": s.members_collection,
                 "CDC_AUDIT_COLLECTION": s.audit_collection, "CDC_LOG_LEVEL": "WARNING"})

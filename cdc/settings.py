@@ -99,8 +99,10 @@ class Settings:
             )
         return self.project
 
-    def require_database(self) -> str:
-        """The conninfo; empty means libpq's PG* variables decide."""
+    def source_conninfo(self) -> str:
+        """The source's conninfo: CDC_DATABASE_URL, or empty, when libpq's PG* variables
+        decide. Never missing, so never an error here: a wrong one fails at the
+        connection (cdc/postgres/connection.py), which says how to write it."""
         return self.database_url or ""
 
 

@@ -20,15 +20,7 @@ from typing import Any, Protocol
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.backfill import orphans
-from cdc.backfill.deadletter import DeadLetters
-from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
-from cdc.backfill.kennitala import DUPLICATE, duplicated
-from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
-from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
-from cdc.backfill.progress import Progress, bar, eta_text
-from cdc.backfill.scope import Scope
-from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader
-from cdc.backfill.state import (
+from cdc.backfill.checkpoint import (
     ABANDONED,
     PUBLISHED,
     BackfillState,
@@ -36,14 +28,22 @@ from cdc.backfill.state import (
     Part,
     StateStore,
 )
+from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
+from cdc.backfill.duplicates import DUPLICATE, duplicated
+from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
+from cdc.backfill.read_plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
+from cdc.backfill.scope import Scope
+from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader
 from cdc.contract.events import MEMBER_TABLE, ChangeEvent
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
 from cdc.google_errors import google_boundary
 from cdc.member.kennitala import kennitala_problem
 from cdc.postgres.pgoutput.timestamps import iso_utc
+from cdc.pubsub.dead_letter import DeadLetterPublisher
 from cdc.pubsub.publisher import EventPublisher
 from cdc.settings import Settings
 from cdc.telemetry.logs import fields
+from cdc.telemetry.progress import Progress, bar, eta_text
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Publisher(Protocol):
 
 
 class Rejects(Protocol):
-    count: int
+    """Where rows that cannot become documents go: the dead-letter topic."""
 
     def send(self, event: ChangeEvent, reason: str) -> None: ...
 
@@ -264,7 +264,7 @@ class Backfill:
     def _publish(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
                  pre: Preflight) -> None:
         publisher = self._publisher_factory(self.settings)
-        rejects = self._dead_letters or DeadLetters(self.settings)
+        rejects = self._dead_letters or DeadLetterPublisher(self.settings)
         self._saved = state.checkpoint
         try:
             emitter = _Emitter(state, reader, pre, publisher, rejects)
@@ -381,7 +381,7 @@ class Backfill:
         from cdc.postgres.replication.client import read_slot
 
         try:
-            slot = read_slot(self.settings.require_database(), self.settings.slot)
+            slot = read_slot(self.settings.source_conninfo(), self.settings.slot)
         except CdcError:
             return
         if slot is None:

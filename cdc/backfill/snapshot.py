@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from cdc.backfill.plan import Plan, TablePlan
+from cdc.backfill.read_plan import Plan, TablePlan
 from cdc.backfill.rows import json_row
 from cdc.contract.events import MEMBER_TABLE, ChangeEvent
 from cdc.errors import CdcError, SourceMisconfigured
@@ -152,7 +152,7 @@ class SnapshotReader:
 
     @classmethod
     def open(cls, settings: Settings, slot: str) -> SnapshotReader:
-        conninfo = settings.require_database()
+        conninfo = settings.source_conninfo()
         replication = _connect(conninfo, replication="database", autocommit=True)
         try:
             lsn, name = _export(replication, slot)
@@ -184,7 +184,7 @@ class SnapshotReader:
         committing), so it versions nothing: ``cdc verify`` only waits for the
         stream to pass it.
         """
-        conn = _connect(settings.require_database(), autocommit=False,
+        conn = _connect(settings.source_conninfo(), autocommit=False,
                         application_name=application_name)
         try:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ

@@ -43,7 +43,6 @@ from typing import Any, Protocol
 from google.cloud import firestore
 from google.cloud.firestore_v1.aggregation import AggregationQuery
 
-from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.errors import PermanentError
 from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
@@ -51,6 +50,7 @@ from cdc.lsn import Lsn
 from cdc.member.state import superseded
 from cdc.member.version import Version
 from cdc.settings import Settings
+from cdc.telemetry.progress import Progress, bar, eta_text
 
 FEW_PENDING = 500  # documents: fewer are read, not counted
 STILL_COUNTS = 2  # count polls without movement before the pending members are read

@@ -13,11 +13,11 @@ from typing import Any, NoReturn
 
 import click
 
+from cdc.backfill.checkpoint import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.parts import settle_lsns, wait_by_part
-from cdc.backfill.plan import DEFAULT_CHUNK
+from cdc.backfill.read_plan import DEFAULT_CHUNK
 from cdc.backfill.runner import Backfill, BackfillOptions, Outcome, refuse_legacy_where
 from cdc.backfill.scope import IdRange
-from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.cli.scope_options import scope_of, scope_options
@@ -171,7 +171,7 @@ def _wait(settings: Settings, store: StateStore, state: BackfillState,
 
     ``member_ids`` come from a snapshot at or after the backfill's last part."""
     def still_held(owners: Mapping[str, int]) -> set[str]:
-        with connect(settings.require_database(), autocommit=True) as conn:
+        with connect(settings.source_conninfo(), autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT ssn FROM membership_comrade WHERE (id, ssn) IN "
                 "(SELECT * FROM unnest(%s::bigint[], %s::text[]))",

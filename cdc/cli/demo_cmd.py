@@ -127,7 +127,7 @@ def _play(settings: Settings, children: list[subprocess.Popen[bytes]]) -> None:
          "DELETE FROM membership_comrade WHERE id = (SELECT id FROM ari)",
          lambda d: "2307993349" not in d),
     ]
-    with connect(settings.require_database(), autocommit=True) as conn:
+    with connect(settings.source_conninfo(), autocommit=True) as conn:
         conn.execute("CREATE OR REPLACE TEMP VIEW ari AS "
                      "SELECT id FROM membership_comrade WHERE ssn = '2307993349'")
         for title, statement, done in steps:

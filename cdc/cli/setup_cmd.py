@@ -26,7 +26,7 @@ def setup(settings: Settings, dry_run: bool) -> None:
     wal_level, privileges and max_slot_wal_keep_size first and explains what to fix.
     """
     settings.require_project()
-    settings.require_database()
+    settings.source_conninfo()
     problems = provisioning.check_source(settings)
     for problem in problems:
         label = "warning" if problem.warning else "error"
@@ -65,7 +65,7 @@ def teardown(settings: Settings, yes: bool) -> None:
     segment from its position on, until the source's disk is full. Pub/Sub
     topics and subscriptions are left in place.
     """
-    settings.require_database()
+    settings.source_conninfo()
     planned = provisioning.teardown_plan(settings)
     if not planned:
         click.echo("nothing to do: no slot or publication to drop")

@@ -60,7 +60,7 @@ class Problem:
 
 def connect_source(settings: Settings, *, purpose: str = "setup") -> psycopg.Connection[Any]:
     """An autocommit connection to the source (cdc/postgres/connection.py)."""
-    return source_connection.connect(settings.require_database(), autocommit=True,
+    return source_connection.connect(settings.source_conninfo(), autocommit=True,
                                      application_name=f"cdc-{purpose}")
 
 

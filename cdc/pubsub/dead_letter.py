@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cdc.contract.events import ChangeEvent
 from cdc.errors import CdcError
 from cdc.google_errors import google_boundary
 from cdc.pubsub.subscription import GrpcSubscription, SubscriptionRpc
@@ -38,7 +39,9 @@ MAX_REASON = 1000
 
 
 class DeadLetterPublisher:
-    """Publishes poison deliveries to the dead-letter topic (used by the runner)."""
+    """Publishes to the dead-letter topic: a consumer's poison deliveries, and events
+    that never reached a subscription (the backfill's rows that cannot become
+    documents, with ``source=backfill``)."""
 
     def __init__(self, settings: Settings, publisher: Any = None) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
@@ -72,6 +75,16 @@ class DeadLetterPublisher:
                             extra=fields(message_id=delivery.message_id,
                                          error=exc.one_line()))
         return done
+
+
+    def send(self, event: ChangeEvent, reason: str, source: str = "backfill") -> None:
+        """One event, its attributes plus the reason and ``source``; waits for the ack.
+        Such rejects are few: one request at a time."""
+        attributes = {**event.attributes(), "reason": redact(reason)[:MAX_REASON],
+                      "source": source}
+        with google_boundary(f"publishing to {self.topic}"):
+            future = self.publisher.publish(self.topic, event.to_json(), **attributes)
+            future.result(timeout=PUBLISH_TIMEOUT)
 
 
 @dataclass(frozen=True)

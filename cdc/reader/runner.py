@@ -116,7 +116,7 @@ class Reader:
 
     def _session(self) -> None:
         s = self.settings
-        conninfo = s.require_database()
+        conninfo = s.source_conninfo()
         slot = check_slot(read_slot(conninfo, s.slot), s.slot)
         start = slot.confirmed_flush or Lsn(0)
         confirmer = Confirmer(start)
@@ -266,7 +266,7 @@ class _Heartbeat:
             return
         self.last = time.monotonic()
         try:
-            with connect(self.settings.require_database(), autocommit=True) as conn:
+            with connect(self.settings.source_conninfo(), autocommit=True) as conn:
                 conn.execute("SELECT pg_logical_emit_message(false, 'cdc_heartbeat', %s)",
                              (datetime.now(UTC).isoformat(),))
         except Exception as exc:  # a heartbeat is best effort; the stream is what matters

@@ -35,16 +35,16 @@ from typing import Any
 from psycopg import sql
 
 from cdc.backfill import orphans
-from cdc.backfill.progress import Progress
+from cdc.backfill.checkpoint import StateStore
 from cdc.backfill.runner import Backfill, BackfillOptions
 from cdc.backfill.scope import Scope, id_ranges
 from cdc.backfill.snapshot import SnapshotReader
-from cdc.backfill.state import StateStore
 from cdc.contract.events import MEMBER_TABLE
 from cdc.errors import ConfigError, PermanentError
 from cdc.member.kennitala import kennitala_problem
 from cdc.settings import Settings
 from cdc.telemetry.logs import fields
+from cdc.telemetry.progress import Progress
 from cdc.verify.compare import UNEXPECTED, Difference
 
 log = logging.getLogger(__name__)

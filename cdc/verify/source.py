@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cdc.backfill.diff import rendered_documents
-from cdc.backfill.plan import Plan, TablePlan, split_tables
+from cdc.backfill.read_plan import Plan, TablePlan, split_tables
 from cdc.backfill.scope import Scope, id_ranges
 from cdc.backfill.snapshot import Chunk, SnapshotEvents, SnapshotReader
 from cdc.contract.events import MEMBER_TABLE, ChangeEvent

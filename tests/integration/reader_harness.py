@@ -117,7 +117,7 @@ def confirmed_lsn(conn: Any, slot: str) -> int:
 def cdc_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
-        "CDC_DATABASE_URL": settings.require_database(),
+        "CDC_DATABASE_URL": settings.source_conninfo(),
         "GOOGLE_CLOUD_PROJECT": settings.require_project(),
         "CDC_SLOT": settings.slot,
         "CDC_PUBLICATION": settings.publication,

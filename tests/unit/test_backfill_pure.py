@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.backfill.kennitala import duplicated
+from cdc.backfill.duplicates import duplicated
 from cdc.backfill.orphans import Guard, document_version, is_orphan
-from cdc.backfill.plan import Plan, TablePlan, split_tables
-from cdc.backfill.progress import bar, eta_text
+from cdc.backfill.read_plan import Plan, TablePlan, split_tables
 from cdc.backfill.rows import json_row, json_value
 from cdc.backfill.scope import IdRange, Scope
 from cdc.backfill.snapshot import Chunk, by_member, children_of
@@ -30,6 +29,7 @@ from cdc.postgres.pgoutput.values import (
     TIMESTAMPTZ,
     to_json_value,
 )
+from cdc.telemetry.progress import bar, eta_text
 
 L = Lsn.parse("16/B374D848")
 

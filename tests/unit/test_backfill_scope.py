@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdc.backfill.checkpoint import BackfillState
 from cdc.backfill.runner import refuse_legacy_where
 from cdc.backfill.scope import IdRange, Scope, id_ranges
-from cdc.backfill.state import BackfillState
 from cdc.cli import main
 from cdc.errors import ConfigError
 from tests.factories import kennitala

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.backfill.progress import Progress
 from cdc.backfill.scope import IdRange
 from cdc.lsn import Lsn
 from cdc.postgres.replication.client import SlotInfo
+from cdc.telemetry.progress import Progress
 from cdc.verify.compare import (
     DIFFERING,
     MISSING,
