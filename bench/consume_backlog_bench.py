@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                         members_collection=f"bench-members-{tag}")
     PubSubAdmin(settings).ensure_all()
     events = snapshot_events(args.members)
-    publisher = EventPublisher(settings)
+    publisher: EventPublisher[object] = EventPublisher(settings)
     started = time.perf_counter()
     for ev in events:
         publisher.publish(ev)

@@ -224,13 +224,13 @@ class Recorder:
         self.acked_events = 0
         self.last_end = Lsn(0)
 
-    def factory(self, settings: Settings, on_acked: Callable[[object], None]) -> EventPublisher:
-        def record(token: object) -> None:
-            on_acked(token)
-            if isinstance(token, TransactionEnd):
-                self.latencies.append(time.time() - commit_epoch(token.commit_time))
-                self.acked_events += token.events
-                self.last_end = max(self.last_end, token.end_lsn)
+    def factory(self, settings: Settings, on_acked: Callable[[TransactionEnd], None]
+                ) -> EventPublisher[TransactionEnd]:
+        def record(end: TransactionEnd) -> None:
+            on_acked(end)
+            self.latencies.append(time.time() - commit_epoch(end.commit_time))
+            self.acked_events += end.events
+            self.last_end = max(self.last_end, end.end_lsn)
 
         return EventPublisher(settings, on_mark_acked=record)
 

@@ -26,13 +26,14 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cdc.backoff import Backoff
 from cdc.errors import CdcError, policy
 from cdc.pubsub.admin import MAX_DELIVERY_ATTEMPTS
+from cdc.pubsub.dead_letter import DeadLetterPublisher, PublishClient
 from cdc.pubsub.delivery import Delivery
 from cdc.pubsub.pulling import MAX_BACKOFF_S, Prefetcher
 from cdc.pubsub.subscription import GrpcSubscription, SubscriptionRpc
@@ -145,9 +146,7 @@ class SubscriberRunner:
                  handler: BatchHandler, metrics_prefix: str, http_port: int | None = None,
                  max_messages: int = 500, pull_timeout: float = 5.0, workers: int = 1,
                  max_backoff: float = MAX_BACKOFF_S, rpc: SubscriptionRpc | None = None,
-                 publisher: Any = None) -> None:
-        from cdc.pubsub.dead_letter import DeadLetterPublisher
-
+                 publisher: PublishClient | None = None) -> None:
         self.name = name
         self.handler = handler
         self.max_messages = max_messages

@@ -52,8 +52,8 @@ MAX_IN_FLIGHT = 10_000
 
 class Publisher(Protocol):
     def publish(self, event: ChangeEvent) -> None: ...
-    def mark(self, token: object) -> None: ...
-    def acked_mark(self) -> object | None: ...
+    def mark(self, token: Checkpoint) -> None: ...
+    def acked_mark(self) -> Checkpoint | None: ...
     def flush(self, timeout: float | None = None) -> Any: ...
     def close(self) -> None: ...
     @property
@@ -337,7 +337,7 @@ class Backfill:
     def _save_acked(self, publisher: Publisher, state: BackfillState) -> None:
         """Save the newest checkpoint whose events Pub/Sub has acked, if it is new."""
         acked = publisher.acked_mark()
-        if not isinstance(acked, Checkpoint) or acked == self._saved:
+        if acked is None or acked == self._saved:
             return
         current = self.store.load(state.id)
         if current is not None and current.status == ABANDONED:
@@ -442,7 +442,8 @@ def _published_members(events: list[ChangeEvent], pre: Preflight,
 
 def _bounded_publisher(settings: Settings) -> Publisher:
     """10k unacked events (~20 MB) keep the emulator busy and the RSS low."""
-    return EventPublisher(settings, max_in_flight=MAX_IN_FLIGHT)
+    publisher: EventPublisher[Checkpoint] = EventPublisher(settings, max_in_flight=MAX_IN_FLIGHT)
+    return publisher
 
 
 def _events_of(state: BackfillState, reader: SnapshotReader) -> SnapshotEvents:

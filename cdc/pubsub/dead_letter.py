@@ -19,11 +19,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cdc.contract.events import ChangeEvent
 from cdc.errors import CdcError
 from cdc.google_errors import google_boundary
+from cdc.pubsub.delivery import Delivery
 from cdc.pubsub.subscription import GrpcSubscription, SubscriptionRpc
 from cdc.settings import Settings
 from cdc.telemetry.logs import fields
@@ -38,20 +39,32 @@ PUBLISH_TIMEOUT = 60.0
 MAX_REASON = 1000
 
 
+class _Future(Protocol):
+    def result(self, timeout: float | None = ...) -> object: ...
+
+
+class PublishClient(Protocol):
+    """What this module uses of ``google.cloud.pubsub_v1.PublisherClient`` (tests fake it)."""
+
+    def topic_path(self, project: str, topic: str, /) -> str: ...
+    def publish(self, topic: str, data: bytes, **attributes: str) -> _Future: ...
+
+
 class DeadLetterPublisher:
     """Publishes to the dead-letter topic: a consumer's poison deliveries, and events
     that never reached a subscription (the backfill's rows that cannot become
     documents, with ``source=backfill``)."""
 
-    def __init__(self, settings: Settings, publisher: Any = None) -> None:
+    def __init__(self, settings: Settings, publisher: PublishClient | None = None) -> None:
         from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
         with google_boundary("connecting to Pub/Sub"):
-            self.publisher = publisher or pubsub_v1.PublisherClient()
+            self.publisher: PublishClient = publisher or pubsub_v1.PublisherClient()
         self.topic = self.publisher.topic_path(settings.require_project(),
                                                settings.dead_letter_topic)
 
-    def publish(self, poison: list[tuple[Any, str]], source_subscription: str) -> set[str]:
+    def publish(self, poison: list[tuple[Delivery, str]], source_subscription: str
+                ) -> set[str]:
         """Message ids of the deliveries now safely on the dead-letter topic."""
         futures = []
         for delivery, reason in poison:

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1 import PublishResponse
@@ -99,13 +99,21 @@ class _Outgoing:
     size: int
 
 
+M = TypeVar("M")  # what a mark carries: the reader's TransactionEnd, the backfill's checkpoint
+
+
 @dataclass(frozen=True, slots=True)
-class _Mark:
-    token: object
+class _Mark(Generic[M]):
+    token: M
 
 
-class EventPublisher:
-    """Ordered, batched, at-least-once publisher for one topic."""
+class EventPublisher(Generic[M]):
+    """Ordered, batched, at-least-once publisher for one topic.
+
+    ``EventPublisher[M]`` carries marks of type ``M``: the value handed to
+    :meth:`mark` comes back to ``on_mark_acked`` once Pub/Sub acked every event
+    before it.
+    """
 
     def __init__(
         self,
@@ -114,7 +122,7 @@ class EventPublisher:
         max_in_flight: int = 10_000,
         max_batch: int = 1000,
         max_latency_s: float = 0.005,
-        on_mark_acked: Callable[[object], None] | None = None,
+        on_mark_acked: Callable[[M], None] | None = None,
         rpc: PublishRpc | None = None,
     ) -> None:
         self._buckets = settings.ordering_keys
@@ -124,12 +132,12 @@ class EventPublisher:
         self._max_batch = max_batch
         self._max_latency = max_latency_s
         self._on_mark_acked = on_mark_acked
-        self._items: deque[_Outgoing | _Mark] = deque()
+        self._items: deque[_Outgoing | _Mark[M]] = deque()
         self._events_queued = 0
         self._lock = threading.Condition()
         self._closed = False
         self._failure: CdcError | None = None
-        self._acked_mark: object | None = None
+        self._acked_mark: M | None = None
         self._stalled_since: float | None = None
         self._recovered_at: float | None = None
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
@@ -149,7 +157,7 @@ class EventPublisher:
             self._events_queued += 1
             self._lock.notify_all()
 
-    def mark(self, token: object) -> None:
+    def mark(self, token: M) -> None:
         """A position after every event published so far."""
         with self._lock:
             self._raise_failure()
@@ -168,7 +176,7 @@ class EventPublisher:
             self._raise_failure()
             return True
 
-    def acked_mark(self) -> object | None:
+    def acked_mark(self) -> M | None:
         with self._lock:
             return self._acked_mark
 
@@ -294,7 +302,7 @@ class EventPublisher:
 
     def _acknowledge(self, count: int) -> None:
         """Drop the first ``count`` events (and the marks between them)."""
-        acked: list[object] = []
+        acked: list[M] = []
         with self._lock:
             if self._closed:
                 return  # dropped by close(): no mark of it is acked
@@ -319,15 +327,15 @@ class EventPublisher:
             self._lock.notify_all()
             self._report(acked)
 
-    def _pop_leading_marks(self) -> list[object]:
-        acked = []
+    def _pop_leading_marks(self) -> list[M]:
+        acked: list[M] = []
         while self._items and isinstance(self._items[0], _Mark):
             item = self._items.popleft()
             assert isinstance(item, _Mark)
             acked.append(item.token)
         return acked
 
-    def _report(self, tokens: list[object]) -> None:
+    def _report(self, tokens: list[M]) -> None:
         if self._on_mark_acked is None:
             return
         for token in tokens:

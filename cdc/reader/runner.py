@@ -39,7 +39,8 @@ from cdc.telemetry.logs import fields
 
 log = logging.getLogger(__name__)
 
-PublisherFactory = Callable[[Settings, Callable[[object], None]], EventPublisher]
+PublisherFactory = Callable[[Settings, Callable[[TransactionEnd], None]],
+                            EventPublisher[TransactionEnd]]
 
 
 @dataclass
@@ -52,7 +53,8 @@ class ReaderOptions:
     stall_after_s: float = 60.0
 
 
-def default_publisher(settings: Settings, on_acked: Callable[[object], None]) -> EventPublisher:
+def default_publisher(settings: Settings, on_acked: Callable[[TransactionEnd], None]
+                      ) -> EventPublisher[TransactionEnd]:
     return EventPublisher(settings, on_mark_acked=on_acked)
 
 
@@ -67,7 +69,7 @@ class Reader:
         self._stop = threading.Event()
         self.state = "starting"
         self.last_progress = time.monotonic()
-        self.publisher: EventPublisher | None = None
+        self.publisher: EventPublisher[TransactionEnd] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -134,7 +136,7 @@ class Reader:
         finally:
             self._finish(session, publisher, confirmer)
 
-    def _finish(self, session: ReplicationSession, publisher: EventPublisher,
+    def _finish(self, session: ReplicationSession, publisher: EventPublisher[TransactionEnd],
                 confirmer: Confirmer) -> None:
         """On a stop, drain what is in flight and confirm it. Either way, the publisher
         is gone before the next session streams (:meth:`_retire`)."""
@@ -153,14 +155,14 @@ class Reader:
         session.close()
 
 
-    def _drain(self, publisher: EventPublisher) -> None:
+    def _drain(self, publisher: EventPublisher[TransactionEnd]) -> None:
         try:
             if not publisher.flush(self.options.drain_timeout_s):
                 log.warning("stopping with unacked events; they are re-sent on restart")
         except CdcError as exc:
             log.warning("publisher failed while draining", extra=fields(error=exc.one_line()))
 
-    def _retire(self, publisher: EventPublisher) -> None:
+    def _retire(self, publisher: EventPublisher[TransactionEnd]) -> None:
         """Close the session's publisher for good before another session starts.
 
         The next session re-sends every unconfirmed event from the slot's confirmed
@@ -180,10 +182,9 @@ class Reader:
             self.publisher = None
 
 
-def _on_acked(confirmer: Confirmer) -> Callable[[object], None]:
-    def on_acked(token: object) -> None:
-        if isinstance(token, TransactionEnd):
-            confirmer.transaction_acked(token)
+def _on_acked(confirmer: Confirmer) -> Callable[[TransactionEnd], None]:
+    def on_acked(end: TransactionEnd) -> None:
+        confirmer.transaction_acked(end)
 
     return on_acked
 
@@ -191,8 +192,8 @@ def _on_acked(confirmer: Confirmer) -> Callable[[object], None]:
 class _Pump:
     """The loop of one session: read frames, publish events, send status."""
 
-    def __init__(self, reader: Reader, session: ReplicationSession, publisher: EventPublisher,
-                 confirmer: Confirmer) -> None:
+    def __init__(self, reader: Reader, session: ReplicationSession,
+                 publisher: EventPublisher[TransactionEnd], confirmer: Confirmer) -> None:
         self.reader = reader
         self.session = session
         self.publisher = publisher
