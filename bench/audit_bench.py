@@ -42,7 +42,8 @@ from cdc.local import stack
 from cdc.lsn import Lsn
 from cdc.settings import Settings
 from consumers.audit import records
-from consumers.audit.handler import MAX_WRITES, AuditHandler
+from consumers.audit.handler import AuditHandler
+from consumers.audit.records import MAX_WRITES
 from consumers.runner import Delivery
 from tests.factories import kennitala
 

@@ -54,14 +54,8 @@ from consumers.runner import Delivery, Outcome
 
 log = logging.getLogger(__name__)
 
-MAX_WRITES = 500
 CACHE_SIZE = 200_000
 MAX_CONFLICTS = attempts("conflict") - 1  # batches re-read after losing a guarded write
-
-
-def index_collection(settings: Settings) -> str:
-    """Where the comrade -> kennitala index lives: ``<audit collection>_comrades``."""
-    return f"{settings.audit_collection}_comrades"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +116,7 @@ class AuditHandler:
         self.client = firestore_client
         self.clock = clock
         self.records = firestore_client.collection(settings.audit_collection)
-        self.index = firestore_client.collection(index_collection(settings))
+        self.index = firestore_client.collection(records.index_collection(settings))
         self.cache = KennitalaCache()
         self._tables = frozenset(settings.tables)
         self._written = 0
@@ -318,8 +312,8 @@ class AuditHandler:
     # -- committing ---------------------------------------------------------------
     def _commit(self, writes: list[_Write]) -> list[tuple[Delivery, str]]:
         poisoned: list[tuple[Delivery, str]] = []
-        for start in range(0, len(writes), MAX_WRITES):
-            poisoned += self._commit_chunk(writes[start:start + MAX_WRITES])
+        for start in range(0, len(writes), records.MAX_WRITES):
+            poisoned += self._commit_chunk(writes[start:start + records.MAX_WRITES])
         return poisoned
 
     def _commit_chunk(self, chunk: list[_Write]) -> list[tuple[Delivery, str]]:

@@ -25,7 +25,7 @@ from cdc.google_errors import google_boundary
 from cdc.member.kennitala import WRONG_CHECK_DIGIT, kennitala_problem
 from cdc.settings import Settings
 from cdc.telemetry.logs import mask_kennitala
-from consumers.audit.handler import MAX_WRITES, index_collection
+from consumers.audit.records import MAX_WRITES, index_collection
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

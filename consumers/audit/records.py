@@ -21,6 +21,7 @@ from cdc.contract.events import MEMBER_TABLE, ChangeEvent, Row
 from cdc.lsn import Lsn
 from cdc.member.kennitala import is_kennitala
 from cdc.member.version import Version
+from cdc.settings import Settings
 
 BACKFILL_PREFIX = "backfill-"
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -197,6 +198,14 @@ def _aware(value: object, default: datetime) -> datetime:
 
 
 # -- comrade -> kennitala index ----------------------------------------------
+
+MAX_WRITES = 500  # Firestore's limit of writes per commit
+
+
+def index_collection(settings: Settings) -> str:
+    """Where the comrade -> kennitala index lives: ``<audit collection>_comrades``."""
+    return f"{settings.audit_collection}_comrades"
+
 
 @dataclass(frozen=True, slots=True)
 class KnownKennitala:

@@ -17,7 +17,8 @@ from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
 from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
-from consumers.audit.handler import AuditHandler, index_collection
+from consumers.audit.handler import AuditHandler
+from consumers.audit.records import index_collection
 from consumers.runner import Delivery
 from tests.factories import kennitala
 from tests.services import Services
