@@ -112,7 +112,8 @@ def is_stale_for_snapshot(body: dict[str, Any] | None) -> bool:
         superseded(Version.parse_or_none(comrade), Lsn.from_sortable(settled)))
 
 
-def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,
+def check_members(client: firestore.Client, collection: firestore.CollectionReference,
+                  kennitalas: Iterable[str], lsn: Lsn,
                   what: str = "checking applied member documents",
                   owners: Mapping[str, int] | None = None) -> Checked:
     """Read ``_cdc`` of these member documents: which reflect the snapshot at ``lsn``.
@@ -155,7 +156,7 @@ def tally(query: Any, what: str) -> Tally:
     return Tally(int(values["settled"]), int(values["superseded"] or 0))
 
 
-def settled_query(collection: Any, lsn: Lsn) -> Any:
+def settled_query(collection: firestore.CollectionReference, lsn: Lsn) -> firestore.Query:
     return collection.where(filter=firestore.FieldFilter("_cdc.settled", ">=", lsn.sortable()))
 
 

@@ -28,6 +28,7 @@ from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as metadata_version
 from typing import Any
 
+from google.cloud import firestore
 from google.cloud.firestore_v1.types import firestore as firestore_types
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -52,7 +53,7 @@ _SERVICE = "/google.firestore.v1.Firestore/"
 LIST_PAGE = 50_000
 
 
-def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
+def read(client: firestore.Client, paths: Sequence[str], fields: Sequence[str] | None = None,
          what: str = "reading member documents") -> Iterator[tuple[str, Any | None]]:
     """(document path, raw ``Document`` or None when absent) for every path, any order.
 
@@ -73,7 +74,8 @@ def read(client: Any, paths: Sequence[str], fields: Sequence[str] | None = None,
                 yield pb.missing, None
 
 
-def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = None,
+def list_documents(client: firestore.Client, collection: firestore.CollectionReference,
+                   fields: Sequence[str] | None = None,
                    what: str = "listing member documents", page: int = LIST_PAGE
                    ) -> Iterator[Any]:
     """Every raw ``Document`` of ``collection`` (a CollectionReference), by name.
@@ -107,12 +109,13 @@ def list_documents(client: Any, collection: Any, fields: Sequence[str] | None = 
             return
 
 
-def commit_request(client: Any) -> Any:
+def commit_request(client: firestore.Client) -> Any:
     """An empty ``CommitRequest``: add its writes with ``request.writes.add()``."""
     return _Commit(database=_rpc(client).database)
 
 
-def commit(client: Any, request: Any, what: str = "committing writes") -> list[Timestamp]:
+def commit(client: firestore.Client, request: Any,
+           what: str = "committing writes") -> list[Timestamp]:
     """Commit the request's writes atomically; each write's update time, in order.
 
     Not retried in place: a commit whose answer was lost may have happened, so
@@ -127,7 +130,8 @@ def commit(client: Any, request: Any, what: str = "committing writes") -> list[T
             for r in response.write_results]
 
 
-def document_path(client: Any, collection: Any, doc_id: str) -> str:
+def document_path(client: firestore.Client, collection: firestore.CollectionReference,
+                  doc_id: str) -> str:
     """The full name of document ``doc_id`` of ``collection`` (a CollectionReference).
 
     ``projects/{p}/databases/{d}/documents/{collection path}/{doc_id}``, built
@@ -137,7 +141,7 @@ def document_path(client: Any, collection: Any, doc_id: str) -> str:
     return f"{_parent_path(_rpc(client).database, collection)}/{collection.id}/{doc_id}"
 
 
-def _parent_path(database: str, collection: Any) -> str:
+def _parent_path(database: str, collection: firestore.CollectionReference) -> str:
     """What a query on ``collection`` names as its parent: the documents root, or a document."""
     parent = collection.parent  # a DocumentReference for a subcollection, else None
     return f"{database}/documents" + (f"/{parent.path}" if parent is not None else "")
@@ -155,7 +159,7 @@ class _Methods:
 _METHODS: weakref.WeakKeyDictionary[Any, _Methods] = weakref.WeakKeyDictionary()
 
 
-def _rpc(client: Any) -> _Methods:
+def _rpc(client: firestore.Client) -> _Methods:
     """The raw methods on ``client``'s channel, made once per client."""
     methods = _METHODS.get(client)
     if methods is None:
@@ -175,7 +179,7 @@ def _rpc(client: Any) -> _Methods:
     return methods
 
 
-def _internals(client: Any) -> tuple[Any, Any, str]:
+def _internals(client: firestore.Client) -> tuple[Any, Any, str]:
     """The client's gRPC channel, request metadata and database name.
 
     The only use of ``google.cloud.firestore.Client`` internals: the raw RPCs

@@ -30,8 +30,8 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from google.cloud import firestore
 from psycopg import sql
 
 from cdc.backfill import orphans
@@ -74,8 +74,8 @@ def repair_scope(differences: Iterable[Difference]) -> Scope:
 
 
 class Repair:
-    def __init__(self, settings: Settings, client: Any, *, members: int, documents: int,
-                 allow_mass_delete: bool, progress: Progress) -> None:
+    def __init__(self, settings: Settings, client: firestore.Client, *, members: int,
+                 documents: int, allow_mass_delete: bool, progress: Progress) -> None:
         self.settings = settings
         self.client = client
         self.members = client.collection(settings.members_collection)

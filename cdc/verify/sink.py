@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from google.cloud import firestore
+
 from cdc import errors
 from cdc.backfill.diff import stored_content
 from cdc.firestore import document_rpc
@@ -34,7 +36,7 @@ def owner_of(doc: Any) -> int | None:
     return int(value.integer_value)
 
 
-def list_stored(client: Any, collection: Any,
+def list_stored(client: firestore.Client, collection: firestore.CollectionReference,
                 seen: Callable[[int], None] | None = None) -> dict[str, Stored]:
     """Every member document: kennitala -> digest and owner."""
     out: dict[str, Stored] = {}
@@ -47,7 +49,7 @@ def list_stored(client: Any, collection: Any,
     return out
 
 
-def read_stored(client: Any, collection: Any,
+def read_stored(client: firestore.Client, collection: firestore.CollectionReference,
                 kennitalas: Iterable[str]) -> dict[str, tuple[int | None, dict[str, Any]]]:
     """These documents whole (those that exist): kennitala -> (owner, content)."""
     paths = [document_rpc.document_path(client, collection, k) for k in sorted(set(kennitalas))]

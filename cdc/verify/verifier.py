@@ -86,7 +86,7 @@ class Report:
 
 class Verifier:
     def __init__(self, settings: Settings, options: VerifyOptions, *,
-                 client: Any | None = None, progress: Progress | None = None,
+                 client: firestore.Client | None = None, progress: Progress | None = None,
                  say: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.options = options

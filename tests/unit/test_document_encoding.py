@@ -86,7 +86,7 @@ class _NotAFirestoreClient:
 
 def test_a_firestore_client_without_those_internals_is_a_clear_permanent_error() -> None:
     with pytest.raises(SinkMisconfigured, match="google-cloud-firestore") as raised:
-        document_rpc.commit_request(_NotAFirestoreClient())
+        document_rpc.commit_request(_NotAFirestoreClient())  # type: ignore[arg-type]
     assert "pyproject.toml" in raised.value.hint
 
 
