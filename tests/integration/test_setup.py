@@ -59,12 +59,9 @@ def cdc(settings: Settings, *args: str, input: str | None = None,
     return CliRunner().invoke(main, argv, input=input, env=env)
 
 
-def one_error_line(result: Result, code: int = 2) -> str:
-    """The single ``error:`` line of a failed command, asserting there is no traceback.
-
-    ``code``: 2 for what a setting must fix, 1 for a source that cannot be reached
-    (cdc/errors.py: a refused or failed connection is SourceUnavailable everywhere)."""
-    assert result.exit_code == code, result.output
+def one_error_line(result: Result) -> str:
+    """The single ``error:`` line of a failed command, asserting there is no traceback."""
+    assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
