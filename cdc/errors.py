@@ -30,7 +30,7 @@ and the CLI all read it::
 
     kind                 retry  backoff   exit  dead-letter
     ConfigError          no     -         2     no
-    SourceUnavailable    yes    session   1     no
+    SourceUnavailable    yes    session   2     no
     SlotBusy             yes    standby   1     no
     SinkUnavailable      yes    session   1     no
     Conflict             yes    conflict  1     no
@@ -42,8 +42,10 @@ and the CLI all read it::
     any other CdcError   no     -         1     no
 
 A refused connection is ``SourceUnavailable`` everywhere: the reader backs off
-and reconnects, a one-shot command says so in one line and exits 1. A refused
-login or privilege is ``SourceMisconfigured`` (exit 2): retrying cannot help.
+and reconnects; a command that cannot wait says so in one line and exits 2, as
+for a wrong setting, since CDC_DATABASE_URL or the server it names must be fixed.
+A refused login or privilege is ``SourceMisconfigured`` (exit 2): retrying
+cannot help.
 The backoff profiles are in cdc/backoff.py; ``conflict`` re-reads at once and,
 after 8 conflicts in a row, gives the batch back as ``SinkUnavailable``.
 """
@@ -157,7 +159,7 @@ _NEVER = Policy(retry=False, backoff=None, exit_code=1, dead_letter=False)
 _SETUP = Policy(retry=False, backoff=None, exit_code=2, dead_letter=False)
 POLICIES: dict[type[CdcError], Policy] = {
     ConfigError: _SETUP,
-    SourceUnavailable: Policy(retry=True, backoff="session", exit_code=1, dead_letter=False),
+    SourceUnavailable: Policy(retry=True, backoff="session", exit_code=2, dead_letter=False),
     SlotBusy: Policy(retry=True, backoff="standby", exit_code=1, dead_letter=False),
     SinkUnavailable: Policy(retry=True, backoff="session", exit_code=1, dead_letter=False),
     Conflict: Policy(retry=True, backoff="conflict", exit_code=1, dead_letter=False),

@@ -27,7 +27,7 @@ def test_every_class_of_the_tree_has_its_row_in_the_policy_table() -> None:
 
 @pytest.mark.parametrize(("error", "retry", "exit_code", "dead_letter"), [
     (errors.ConfigError("x"), False, 2, False),
-    (errors.SourceUnavailable("x"), True, 1, False),
+    (errors.SourceUnavailable("x"), True, 2, False),
     (errors.SlotBusy("x"), True, 1, False),
     (errors.TimedOut("x"), True, 1, False),
     (errors.AlreadyExists("x"), True, 1, False),
