@@ -37,13 +37,14 @@ from google.cloud import firestore
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import machine
-from cdc import stack
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
+from cdc.local import stack
 from cdc.lsn import Lsn
 from cdc.settings import Settings
 from consumers.audit import records
-from consumers.audit.handler import MAX_WRITES, AuditHandler
-from consumers.subscriber import Delivery
+from consumers.audit.handler import AuditHandler
+from consumers.audit.records import MAX_WRITES
+from consumers.runner import Delivery
 from tests.factories import kennitala
 
 PROJECT = "audit-bench"

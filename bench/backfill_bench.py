@@ -43,13 +43,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
-from cdc import gc_policy, stack  # noqa: E402
 from cdc.backfill.diff import rendered_documents  # noqa: E402
 from cdc.backfill.rows import json_row  # noqa: E402
-from cdc.events import ChangeEvent  # noqa: E402
+from cdc.cli import gc_policy  # noqa: E402
+from cdc.contract.events import ChangeEvent  # noqa: E402
+from cdc.local import stack  # noqa: E402
 from cdc.lsn import Lsn  # noqa: E402
-from cdc.provisioning import setup_source, teardown_source  # noqa: E402
-from cdc.pubsub_admin import PubSubAdmin  # noqa: E402
+from cdc.postgres.provisioning import setup_source, teardown_source  # noqa: E402
+from cdc.pubsub.admin import PubSubAdmin  # noqa: E402
 from cdc.settings import Settings  # noqa: E402
 from tests.factories import kennitala  # noqa: E402
 from tests.integration.reader_harness import process_memory_kb  # noqa: E402
@@ -112,7 +113,7 @@ def settings_for(env: dict[str, str], url: str, tag: str) -> Settings:
 def cdc_env(env: dict[str, str], s: Settings) -> dict[str, str]:
     out = dict(os.environ)
     out.update(env)
-    out.update({"CDC_DATABASE_URL": s.require_database(), "CDC_SLOT": s.slot,
+    out.update({"CDC_DATABASE_URL": s.source_conninfo(), "CDC_SLOT": s.slot,
                 "CDC_PUBLICATION": s.publication, "CDC_TOPIC": s.topic,
                 "CDC_MEMBERS_COLLECTION": s.members_collection,
                 "CDC_AUDIT_COLLECTION": s.audit_collection, "CDC_LOG_LEVEL": "WARNING"})

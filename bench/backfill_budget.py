@@ -35,8 +35,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
 from bench.backfill_bench import create_database, resync  # noqa: E402
-from cdc import gc_policy, stack  # noqa: E402
-from cdc.pubsub_admin import PubSubAdmin  # noqa: E402
+from cdc.cli import gc_policy  # noqa: E402
+from cdc.local import stack  # noqa: E402
+from cdc.pubsub.admin import PubSubAdmin  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -31,17 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
-from cdc import stack  # noqa: E402
-from cdc.events import ChangeEvent  # noqa: E402
+from cdc.contract.events import ChangeEvent  # noqa: E402
+from cdc.local import stack  # noqa: E402
 from cdc.lsn import Lsn  # noqa: E402
-from cdc.publisher import EventPublisher  # noqa: E402
-from cdc.pubsub_admin import PubSubAdmin  # noqa: E402
+from cdc.member.state import Row  # noqa: E402
+from cdc.pubsub.admin import PubSubAdmin  # noqa: E402
+from cdc.pubsub.publisher import EventPublisher  # noqa: E402
 from cdc.settings import Settings  # noqa: E402
+from consumers.members.applier import MemberApplier  # noqa: E402
 from consumers.members.firestore_backend import FirestoreBackend  # noqa: E402
 from consumers.members.handler import MembersHandler  # noqa: E402
-from consumers.members.mapping import Row  # noqa: E402
-from consumers.members.store import MemberApplier  # noqa: E402
-from consumers.subscriber import SubscriberRunner  # noqa: E402
+from consumers.runner import SubscriberRunner  # noqa: E402
 from tests.factories import kennitala  # noqa: E402
 
 TABLES = ["membership_comrade", "membership_contactinfo", "membership_simpleaddress",
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                         members_collection=f"bench-members-{tag}")
     PubSubAdmin(settings).ensure_all()
     events = snapshot_events(args.members)
-    publisher = EventPublisher(settings)
+    publisher: EventPublisher[object] = EventPublisher(settings)
     started = time.perf_counter()
     for ev in events:
         publisher.publish(ev)

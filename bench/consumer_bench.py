@@ -38,15 +38,15 @@ from google.cloud import firestore
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import machine
-from cdc import stack
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
+from cdc.local import stack
 from cdc.lsn import Lsn
+from cdc.member.state import Row
+from consumers.members.applier import Loaded, MemberApplier
 from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.handler import MembersHandler
-from consumers.members.mapping import Row
 from consumers.members.plan import Writes
-from consumers.members.store import Loaded, MemberApplier
-from consumers.subscriber import Delivery
+from consumers.runner import Delivery
 from tests.factories import kennitala
 
 KEYS = {"membership_comrade": "id", "membership_contactinfo": "comrade_id",

@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import machine
 from bench.reader_bench import Recorder, settings_for
-from cdc.reader import Reader, ReaderOptions, _epoch
-from consumers.subscriber import Delivery, Outcome, SubscriberRunner
+from cdc.contract.times import commit_epoch
+from cdc.reader.runner import Reader, ReaderOptions
+from consumers.runner import Delivery, Outcome, SubscriberRunner
 from tests.factories import insert_member
 from tests.services import start_services, stop_services
 from tests.waiting import wait_for
@@ -47,7 +48,7 @@ class TimedHandler:
         now = time.time()
         for delivery in outcome.done:
             commit_time = orjson.loads(delivery.data)["commit_time"]
-            self.latencies.append(now - _epoch(commit_time))
+            self.latencies.append(now - commit_epoch(commit_time))
         return outcome
 
 
@@ -74,9 +75,9 @@ def main() -> None:
 def run(svc: Any, url: str, args: argparse.Namespace) -> None:
     from google.cloud import firestore
 
+    from consumers.members.applier import MemberApplier
     from consumers.members.firestore_backend import FirestoreBackend
     from consumers.members.handler import MembersHandler
-    from consumers.members.store import MemberApplier
 
     print(machine.describe())
     settings = settings_for(svc, url, "pipeline")

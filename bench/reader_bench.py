@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/reader_bench.py [--rows 200000] [--members 100000]
 
-Starts its own Postgres and Pub/Sub emulator (cdc.stack) unless
+Starts its own Postgres and Pub/Sub emulator (cdc.local.stack) unless
 CDC_TEST_DATABASE_URL / PUBSUB_EMULATOR_HOST are set, and prints, for one run
 on the same WAL:
 
@@ -35,16 +35,17 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import machine
-from cdc import stack
-from cdc.event_builder import EventBuilder, TransactionEnd
+from cdc.contract.times import commit_epoch
+from cdc.local import stack
 from cdc.lsn import Lsn
-from cdc.pgoutput.decoder import decode
-from cdc.pgoutput.messages import Commit, Insert
-from cdc.publisher import EventPublisher
-from cdc.pubsub_admin import PubSubAdmin
-from cdc.reader import Reader, ReaderOptions, _epoch
-from cdc.replication.client import ReplicationSession
-from cdc.replication.protocol import XLogData, parse_copy_data
+from cdc.postgres.pgoutput.decoder import decode
+from cdc.postgres.pgoutput.messages import Commit, Insert
+from cdc.postgres.replication.client import ReplicationSession
+from cdc.postgres.replication.protocol import XLogData, parse_copy_data
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.pubsub.publisher import EventPublisher
+from cdc.reader.event_builder import EventBuilder, TransactionEnd
+from cdc.reader.runner import Reader, ReaderOptions
 from cdc.settings import Settings
 from tests.integration.reader_harness import confirmed_lsn, process_memory_kb
 from tests.services import Services, start_services, stop_services
@@ -223,13 +224,13 @@ class Recorder:
         self.acked_events = 0
         self.last_end = Lsn(0)
 
-    def factory(self, settings: Settings, on_acked: Callable[[object], None]) -> EventPublisher:
-        def record(token: object) -> None:
-            on_acked(token)
-            if isinstance(token, TransactionEnd):
-                self.latencies.append(time.time() - _epoch(token.commit_time))
-                self.acked_events += token.events
-                self.last_end = max(self.last_end, token.end_lsn)
+    def factory(self, settings: Settings, on_acked: Callable[[TransactionEnd], None]
+                ) -> EventPublisher[TransactionEnd]:
+        def record(end: TransactionEnd) -> None:
+            on_acked(end)
+            self.latencies.append(time.time() - commit_epoch(end.commit_time))
+            self.acked_events += end.events
+            self.last_end = max(self.last_end, end.end_lsn)
 
         return EventPublisher(settings, on_mark_acked=record)
 

@@ -43,15 +43,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
 from bench.backfill_bench import create_database, settings_for  # noqa: E402
-from cdc import gc_policy, stack  # noqa: E402
-from cdc.backfill.plan import Plan, TablePlan  # noqa: E402
-from cdc.backfill.progress import Progress  # noqa: E402
+from cdc.backfill.read_plan import Plan, TablePlan  # noqa: E402
 from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader  # noqa: E402
+from cdc.cli import gc_policy  # noqa: E402
 from cdc.errors import PoisonEvent  # noqa: E402
+from cdc.firestore import document_rpc, encoding  # noqa: E402
+from cdc.local import stack  # noqa: E402
+from cdc.member.changes import part_changes  # noqa: E402
+from cdc.member.mapping import render  # noqa: E402
+from cdc.member.state import MemberState, apply_change  # noqa: E402
 from cdc.settings import Settings  # noqa: E402
+from cdc.telemetry.progress import Progress  # noqa: E402
 from cdc.verify.verifier import Verifier, VerifyOptions  # noqa: E402
-from consumers.members import document_rpc, encoding  # noqa: E402
-from consumers.members.mapping import MemberState, apply_change, part_changes, render  # noqa: E402
 
 TABLES = ("membership_comrade", "membership_contactinfo", "membership_simpleaddress",
           "communication_email")
@@ -89,7 +92,7 @@ def plain_scan(settings: Settings, client: firestore.Client) -> tuple[float, flo
     """(Postgres seconds, Firestore seconds, rows, documents) of reading both sides."""
     started = time.perf_counter()
     rows = 0
-    with psycopg.connect(settings.require_database()) as conn:
+    with psycopg.connect(settings.source_conninfo()) as conn:
         for table in TABLES:
             with conn.cursor(name=f"scan_{table}") as cur:
                 cur.itersize = 5000

@@ -4,6 +4,21 @@ This is the only place that knows Google's exception classes. Wrap the
 construction of a Google client in :func:`google_boundary` too: the client
 looks for credentials then, and their absence (``DefaultCredentialsError``)
 is a :class:`ConfigError` with the ways to provide them, not a traceback.
+
+=========================================  ==========================================
+Google                                     project error
+=========================================  ==========================================
+AlreadyExists                              AlreadyExists (a Conflict)
+a conditional write's FailedPrecondition,  Conflict: another writer was first
+Aborted or NotFound
+a write's InvalidArgument about content    ContentRefused (a PoisonEvent), by kind only
+DeadlineExceeded, a timeout                TimedOut (a SinkUnavailable)
+NotFound                                   SinkMisconfigured: run `cdc setup`
+PermissionDenied, Unauthenticated          SinkMisconfigured: roles and credentials
+FailedPrecondition about an index          SinkMisconfigured: deploy the indexes
+InvalidArgument, FailedPrecondition        SinkMisconfigured
+anything else (Unavailable, Internal, ...) SinkUnavailable
+=========================================  ==========================================
 """
 
 from __future__ import annotations
@@ -17,7 +32,16 @@ import grpc
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
-from cdc.errors import CdcError, ConfigError, SinkMisconfigured, SinkUnavailable
+from cdc.errors import (
+    AlreadyExists,
+    CdcError,
+    ConfigError,
+    Conflict,
+    ContentRefused,
+    SinkMisconfigured,
+    SinkUnavailable,
+    TimedOut,
+)
 
 CREDENTIALS_HINT = ("set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, or run "
                     "`gcloud auth application-default login`; for the emulators set "
@@ -29,9 +53,14 @@ _PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound,
               gexc.InvalidArgument, gexc.FailedPrecondition)
 
 
-def translate(exc: BaseException, what: str) -> CdcError:
+_CONFLICTS = (gexc.FailedPrecondition, gexc.Aborted, gexc.NotFound)
+
+
+def translate(exc: BaseException, what: str, *, writing: bool = False) -> CdcError:
     """The project error for a Google client exception raised while doing ``what``.
 
+    ``writing``: a write with preconditions, whose failed precondition is a
+    conflict and whose refused content is the event's fault, not the setup's.
     Google's text goes in on one line (the emulators' span several). It may
     name a document (``members/<kennitala>``): the redaction layer masks it
     wherever the error is shown.
@@ -42,13 +71,23 @@ def translate(exc: BaseException, what: str) -> CdcError:
         return SinkUnavailable(f"{what}: no answer ({gave_up}): {type(last).__name__}: "
                                f"{_flat(str(last))}", hint=_unreachable_hint(str(last)))
     message = _flat(getattr(exc, "message", None) or str(exc))
+    if isinstance(exc, gexc.AlreadyExists):
+        return AlreadyExists(f"{what}: already exists ({message})")
+    if writing and isinstance(exc, _CONFLICTS) and not _about_index(exc):
+        return Conflict(f"{what}: {type(exc).__name__}: another writer was first")
+    refused = refused_content(exc) if writing else None
+    if refused is not None:
+        return ContentRefused(refused)
+    if isinstance(exc, gexc.DeadlineExceeded | gexc.RetryError):
+        return TimedOut(f"{what}: timed out ({type(exc).__name__})",
+                        hint="check that the Google service or emulator is reachable")
     if isinstance(exc, gexc.NotFound):
         return SinkMisconfigured(f"{what}: not found ({message})",
                                  hint="run `cdc setup` to create the topics and subscriptions")
     if isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
         return SinkMisconfigured(f"{what}: permission denied ({message})",
                                  hint="check the service account's roles and credentials")
-    if isinstance(exc, gexc.FailedPrecondition) and "index" in str(exc).lower():
+    if _about_index(exc):
         return SinkMisconfigured(f"{what}: Firestore needs a composite index ({message})",
                                  hint=INDEX_HINT)
     if isinstance(exc, _PERMANENT):
@@ -65,6 +104,10 @@ def _unreachable_hint(said: str) -> str:
     if named:
         return f"check that the emulator is running and reachable ({', '.join(named)})"
     return "check that the Google service or emulator is reachable"
+
+
+def _about_index(exc: BaseException) -> bool:
+    return isinstance(exc, gexc.FailedPrecondition) and "index" in str(exc).lower()
 
 
 def _flat(text: str) -> str:
@@ -89,14 +132,14 @@ def serialize(message: Any) -> bytes:
 
 
 @contextlib.contextmanager
-def google_boundary(what: str) -> Iterator[None]:
-    """Re-raise Google client errors as CdcError subclasses."""
+def google_boundary(what: str, *, writing: bool = False) -> Iterator[None]:
+    """Re-raise Google client errors as CdcError subclasses (see :func:`translate`)."""
     try:
         yield
     except CdcError:
         raise
     except (gexc.GoogleAPIError, gexc.RetryError) as exc:
-        raise translate(exc, what) from exc
+        raise translate(exc, what, writing=writing) from exc
     except auth_exc.DefaultCredentialsError as exc:
         found = _first_line(exc).split(". ")[0].rstrip(".")  # not the link to Google's docs
         raise ConfigError(f"{what}: no Google credentials ({found})",
@@ -105,7 +148,7 @@ def google_boundary(what: str) -> Iterator[None]:
         raise SinkMisconfigured(f"{what}: the Google credentials were refused "
                                 f"({_first_line(exc)})", hint=CREDENTIALS_HINT) from exc
     except TimeoutError as exc:
-        raise SinkUnavailable(f"{what}: timed out") from exc
+        raise TimedOut(f"{what}: timed out") from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cdc.errors import ConfigError
-from cdc.source_connection import check_dsn
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from cdc.errors import ConfigError, first_line
+from cdc.telemetry.redaction import redact, register_dsn
 
 DEFAULT_TABLES: tuple[str, ...] = (
     "public.membership_comrade",
@@ -102,11 +105,67 @@ class Settings:
             )
         return self.project
 
-    def require_database(self) -> str:
-        """The conninfo; empty means libpq's PG* variables decide."""
+    def source_conninfo(self) -> str:
+        """The source's conninfo: CDC_DATABASE_URL, or empty, when libpq's PG* variables
+        decide. Never missing, so never an error here: a wrong one fails at the
+        connection (cdc/postgres/connection.py), which says how to write it."""
         return self.database_url or ""
 
 
 def _check(ok: object, name: str, value: str, expected: str) -> None:
     if not ok:
         raise ConfigError(f"{name}={value!r} is not valid", hint=f"expected {expected}")
+
+
+# -- CDC_DATABASE_URL: its shape, checked before any connection ------------------
+
+SETTING = "CDC_DATABASE_URL (--database-url)"
+VALID_FORMS = ("write it as postgresql://USER@HOST:5432/DBNAME or as "
+               "'host=HOST port=5432 dbname=DBNAME user=USER'; put the password in "
+               "PGPASSWORD or ~/.pgpass, or percent-encode it in the URI")
+
+_SCHEME = re.compile(r"\s*(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*)://")
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+
+def check_dsn(conninfo: str) -> None:
+    """ConfigError unless ``conninfo`` is empty (libpq's PG* variables), a
+    Postgres URI or a conninfo string libpq can parse."""
+    register_dsn(conninfo)
+    if not conninfo.strip():
+        return
+    scheme = _SCHEME.match(conninfo)
+    if scheme is not None and scheme.group("scheme").lower() not in _POSTGRES_SCHEMES:
+        raise ConfigError(f"{SETTING} is a {scheme.group('scheme')}:// URL, not a Postgres one",
+                          hint=VALID_FORMS)
+    if scheme is None and "=" not in conninfo:
+        raise ConfigError(f"{SETTING} is neither a postgresql:// URI nor a key=value "
+                          "conninfo string", hint=VALID_FORMS)
+    try:
+        conninfo_to_dict(conninfo)
+    except (psycopg.ProgrammingError, UnicodeDecodeError) as exc:  # a %xx that is no UTF-8
+        raise unparsable(exc) from exc
+
+
+def unparsable(exc: Exception) -> ConfigError:
+    return ConfigError(f"{SETTING} cannot be parsed: {libpq_reason(exc)}", hint=VALID_FORMS)
+
+
+def libpq_reason(exc: BaseException) -> str:
+    """libpq's complaint about a connection string, without the string.
+
+    libpq ends such a message with ``: "<the URI>"`` or ``: "<the token>"``,
+    and may quote a piece of it in the middle: only quoted punctuation
+    (``"]"``, ``":"``) is kept.
+    """
+    text = first_line(exc)
+    text = text.split(': "', 1)[0]
+    return redact(_QUOTED.sub(_punctuation_only, text))
+
+
+def _punctuation_only(match: re.Match[str]) -> str:
+    inner = match.group(0)[1:-1]
+    return match.group(0) if inner and not any(c.isalnum() for c in inner) and len(inner) <= 2 \
+        else '"…"'

@@ -2,7 +2,7 @@
 
 Without it a consumer logged "consumer started" and then nothing while it
 worked, so a person watching it could not tell working from stuck. Every
-:data:`SUMMARY_EVERY_S` seconds the runner (consumers/subscriber.py) logs one
+:data:`SUMMARY_EVERY_S` seconds the runner (consumers/runner.py) logs one
 line about the interval that ended, idle intervals included::
 
     consumer firestore: applied 1,200 events in the last 60 s, lag 0.8 s, dead-lettered 0
@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from cdc.logs import fields
-from consumers.delivery import Delivery
+from cdc.pubsub.delivery import Delivery
+from cdc.telemetry.logs import fields
 
 log = logging.getLogger("consumers.summary")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import psycopg
 
-from cdc.kennitala import check_digit
+from cdc.member.kennitala import check_digit
 
 
 def kennitala(n: int) -> str:

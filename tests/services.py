@@ -1,7 +1,7 @@
 """Real services for integration tests: Postgres and the two emulators.
 
 Started once per test session with the same code as ``cdc stack up``
-(``cdc.stack``), unless ``CDC_TEST_DATABASE_URL``, ``PUBSUB_EMULATOR_HOST`` or
+(``cdc.local.stack``), unless ``CDC_TEST_DATABASE_URL``, ``PUBSUB_EMULATOR_HOST`` or
 ``FIRESTORE_EMULATOR_HOST`` point at a running service.
 """
 
@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cdc import stack
+from cdc.local import stack
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_SQL = (stack.SQL_DIR / "schema.sql").read_text()

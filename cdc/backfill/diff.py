@@ -2,7 +2,7 @@
 the created/updated/unchanged counts of the ``--wait`` summary).
 
 The document a snapshot member should have is rendered with the Firestore
-consumer's own pure mapping (consumers/members/mapping.py), from the
+consumer's own pure mapping (cdc/member/mapping.py), from the
 snapshot rows alone, and compared with the stored document without its
 ``_cdc`` bookkeeping.
 """
@@ -20,10 +20,12 @@ from typing import Any
 import orjson
 from google.cloud import firestore
 
+from cdc.contract.events import ChangeEvent
 from cdc.errors import PoisonEvent
-from cdc.events import ChangeEvent
-from consumers.members import document_rpc
-from consumers.members.mapping import MemberState, apply_change, part_changes, render
+from cdc.firestore import document_rpc
+from cdc.member.changes import part_changes
+from cdc.member.mapping import render
+from cdc.member.state import MemberState, apply_change
 
 
 @dataclass

@@ -29,44 +29,39 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
 from cdc.backfill.diff import content_digest, stored_content
-from cdc.errors import PermanentError
+from cdc.backoff import attempts
+from cdc.errors import Conflict, PermanentError
+from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
-from cdc.logs import fields, mask_kennitala
 from cdc.lsn import Lsn
-from consumers.members import document_rpc
-from consumers.members.firestore_backend import index_collection_name
-from consumers.members.mapping import absent_from_snapshot, apply_change
-from consumers.members.plan import index_body, state_of
+from cdc.member.changes import absent_from_snapshot
+from cdc.member.index import index_body, index_collection_name, state_of
+from cdc.member.state import apply_change
+from cdc.member.version import Version
+from cdc.telemetry.logs import fields, mask_kennitala
 
 log = logging.getLogger(__name__)
 
 GUARD_SHARE = 0.10
 BATCH = 200  # orphans per commit: a delete and an index write each, under 500 writes
-MAX_ATTEMPTS = 5
+
 MEMBER_FIELDS = ["_cdc.version", "_cdc.comrade_id", "django_id"]
 INDEX_FIELDS = ["kennitala", "state"]
 
 
-def threshold(lsn: Lsn) -> str:
-    """The lowest version a snapshot read at ``lsn`` can have."""
-    return f"{lsn.sortable()}-0-{0:010d}"
-
-
-def document_version(body: dict[str, Any] | None) -> str:
-    """Newest version in ``_cdc`` ('' when the document has no bookkeeping)."""
+def document_version(body: dict[str, Any] | None) -> Version | None:
+    """Newest version in ``_cdc`` (None when the document has no bookkeeping: oldest)."""
     cdc = (body or {}).get("_cdc")
-    if not isinstance(cdc, dict):
-        return ""
-    version = cdc.get("version")
-    return version if isinstance(version, str) else ""
+    return Version.parse_or_none(cdc.get("version") if isinstance(cdc, dict) else None)
 
 
-def is_orphan(doc_id: str, version: str, kennitalas: Collection[str], lsn: Lsn) -> bool:
-    return doc_id not in kennitalas and version < threshold(lsn)
+def is_orphan(doc_id: str, version: Version | None, kennitalas: Collection[str],
+              lsn: Lsn) -> bool:
+    """Not in the snapshot, and older than anything a snapshot read at ``lsn`` writes."""
+    return doc_id not in kennitalas and (version is None or version < Version.first_read(lsn))
 
 
 class MassDeleteRefused(PermanentError):
@@ -153,7 +148,7 @@ class OrphanDeleter:
         return sum(self._chunk(ids[start:start + BATCH]) for start in range(0, len(ids), BATCH))
 
     def _chunk(self, ids: list[str]) -> int:
-        for _ in range(MAX_ATTEMPTS):
+        for _ in range(attempts("conflict")):
             deleted = self._attempt(ids)
             if deleted is not None:
                 return deleted
@@ -178,11 +173,11 @@ class OrphanDeleter:
             batch.delete(s.reference,
                          option=self.client.write_option(last_update_time=s.update_time))
         self._tombstone_owners(batch, still)
-        with google_boundary("deleting orphan member documents"):
-            try:
+        try:
+            with google_boundary("deleting orphan member documents", writing=True):
                 batch.commit()
-            except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.NotFound, gexc.Aborted):
-                return None
+        except Conflict:  # a write landed since the read: read again
+            return None
         _log(still)
         return len(still)
 

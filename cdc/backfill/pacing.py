@@ -36,11 +36,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+
+from google.cloud import firestore
 
 from cdc.backfill.wait import check_members
-from cdc.logs import fields
 from cdc.lsn import Lsn
+from cdc.telemetry.logs import fields
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ class Pacer:
             self.waited_s += self.clock() - started
 
 
-def firestore_check(client: Any, collection: Any, lsn: Lsn) -> AppliedCheck:
+def firestore_check(client: firestore.Client, collection: firestore.CollectionReference,
+                    lsn: Lsn) -> AppliedCheck:
     """How many of these member documents reflect a snapshot at ``lsn`` (raw reads)."""
     def applied(kennitalas: Sequence[str]) -> set[str]:
         return check_members(client, collection, kennitalas, lsn,

@@ -2,7 +2,7 @@
 
 A resumed backfill reads its members under several snapshots, its *parts*:
 part 1 at ``L1`` up to the checkpoint it was interrupted at, part 2 at
-``L2 > L1`` from the comrade after that checkpoint on, and so on (state.py,
+``L2 > L1`` from the comrade after that checkpoint on, and so on (checkpoint.py,
 docs/backfill.md). So the members ``--wait`` expects, and the LSN at which
 each one's document must be settled, come from the parts, not from one LSN:
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from cdc.backfill.state import BackfillState, Part
+from cdc.backfill.checkpoint import BackfillState, Part
 from cdc.backfill.wait import Sentinels, WaitReport
 from cdc.lsn import Lsn
 

@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cdc.pgoutput.timestamps import iso_utc
+from cdc.contract.times import iso_utc
 
 Row = dict[str, Any]
 

@@ -20,15 +20,7 @@ from typing import Any, Protocol
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.backfill import orphans
-from cdc.backfill.deadletter import DeadLetters
-from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
-from cdc.backfill.kennitala import DUPLICATE, duplicated
-from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
-from cdc.backfill.plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
-from cdc.backfill.progress import Progress, bar, eta_text
-from cdc.backfill.scope import Scope
-from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader
-from cdc.backfill.state import (
+from cdc.backfill.checkpoint import (
     ABANDONED,
     PUBLISHED,
     BackfillState,
@@ -36,15 +28,23 @@ from cdc.backfill.state import (
     Part,
     StateStore,
 )
+from cdc.backfill.diff import DiffCounts, compare, count_against, rendered_documents
+from cdc.backfill.duplicates import DUPLICATE, duplicated
+from cdc.backfill.pacing import PATIENCE_S, Pacer, firestore_check
+from cdc.backfill.read_plan import DEFAULT_CHUNK, Plan, TablePlan, split_tables
+from cdc.backfill.scope import Scope
+from cdc.backfill.snapshot import SnapshotEvents, SnapshotReader
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent
+from cdc.contract.times import iso_utc
 from cdc.errors import CdcError, ConfigError, PermanentError, SinkMisconfigured
-from cdc.events import MEMBER_TABLE, ChangeEvent
 from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
-from cdc.kennitala import kennitala_problem
-from cdc.logs import fields
-from cdc.pgoutput.timestamps import iso_utc
-from cdc.publisher import EventPublisher
+from cdc.member.kennitala import kennitala_problem
+from cdc.pubsub.dead_letter import DeadLetterPublisher
+from cdc.pubsub.publisher import EventPublisher
 from cdc.settings import Settings
+from cdc.telemetry.logs import fields
+from cdc.telemetry.progress import Progress, bar, eta_text
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ MAX_IN_FLIGHT = 10_000
 
 class Publisher(Protocol):
     def publish(self, event: ChangeEvent) -> None: ...
-    def mark(self, token: object) -> None: ...
-    def acked_mark(self) -> object | None: ...
+    def mark(self, token: Checkpoint) -> None: ...
+    def acked_mark(self) -> Checkpoint | None: ...
     def flush(self, timeout: float | None = None) -> Any: ...
     def close(self) -> None: ...
     @property
@@ -62,7 +62,7 @@ class Publisher(Protocol):
 
 
 class Rejects(Protocol):
-    count: int
+    """Where rows that cannot become documents go: the dead-letter topic."""
 
     def send(self, event: ChangeEvent, reason: str) -> None: ...
 
@@ -266,7 +266,7 @@ class Backfill:
     def _publish(self, reader: SnapshotReader, plan: Plan, state: BackfillState,
                  pre: Preflight) -> None:
         publisher = self._publisher_factory(self.settings)
-        rejects = self._dead_letters or DeadLetters(self.settings)
+        rejects = self._dead_letters or DeadLetterPublisher(self.settings)
         self._saved = state.checkpoint
         try:
             emitter = _Emitter(state, reader, pre, publisher, rejects)
@@ -339,7 +339,7 @@ class Backfill:
     def _save_acked(self, publisher: Publisher, state: BackfillState) -> None:
         """Save the newest checkpoint whose events Pub/Sub has acked, if it is new."""
         acked = publisher.acked_mark()
-        if not isinstance(acked, Checkpoint) or acked == self._saved:
+        if acked is None or acked == self._saved:
             return
         current = self.store.load(state.id)
         if current is not None and current.status == ABANDONED:
@@ -380,10 +380,10 @@ class Backfill:
             subscriber.close()
 
     def _check_slot(self, reader: SnapshotReader) -> None:
-        from cdc.replication.client import read_slot
+        from cdc.postgres.replication.client import read_slot
 
         try:
-            slot = read_slot(self.settings.require_database(), self.settings.slot)
+            slot = read_slot(self.settings.source_conninfo(), self.settings.slot)
         except CdcError:
             return
         if slot is None:
@@ -444,7 +444,8 @@ def _published_members(events: list[ChangeEvent], pre: Preflight,
 
 def _bounded_publisher(settings: Settings) -> Publisher:
     """10k unacked events (~20 MB) keep the emulator busy and the RSS low."""
-    return EventPublisher(settings, max_in_flight=MAX_IN_FLIGHT)
+    publisher: EventPublisher[Checkpoint] = EventPublisher(settings, max_in_flight=MAX_IN_FLIGHT)
+    return publisher
 
 
 def _events_of(state: BackfillState, reader: SnapshotReader) -> SnapshotEvents:

@@ -32,7 +32,7 @@ from typing import Any
 
 from psycopg import sql
 
-from cdc.logs import mask_kennitala
+from cdc.telemetry.logs import mask_kennitala
 
 _ID_TERM = re.compile(r"^([0-9]{1,18})(?:-([0-9]{1,18}))?$")
 

@@ -24,20 +24,24 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import errors as pgerr
 from psycopg import sql
 
-from cdc.backfill.plan import Plan, TablePlan
+from cdc.backfill.read_plan import Plan, TablePlan
 from cdc.backfill.rows import json_row
-from cdc.errors import CdcError, SourceMisconfigured, SourceUnavailable
-from cdc.events import MEMBER_TABLE, ChangeEvent
-from cdc.logs import fields
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent
+from cdc.contract.times import iso_utc
+from cdc.errors import CdcError, SourceMisconfigured
 from cdc.lsn import Lsn
-from cdc.pgoutput.timestamps import iso_utc
+from cdc.postgres.connection import connect
+from cdc.postgres.errors import translate
 from cdc.settings import Settings
-from cdc.source_connection import connect, first_line
+from cdc.telemetry.logs import fields
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_HINT = ("the backfill needs the REPLICATION attribute, SELECT on the captured tables "
+                 "(--tables, CDC_TABLES), wal_level=logical and a free replication slot and "
+                 "WAL sender: `cdc setup --dry-run` checks them")
 
 SESSION_OPTIONS = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601"
 
@@ -148,7 +152,7 @@ class SnapshotReader:
 
     @classmethod
     def open(cls, settings: Settings, slot: str) -> SnapshotReader:
-        conninfo = settings.require_database()
+        conninfo = settings.source_conninfo()
         replication = _connect(conninfo, replication="database", autocommit=True)
         try:
             lsn, name = _export(replication, slot)
@@ -181,7 +185,7 @@ class SnapshotReader:
         committing), so it versions nothing: ``cdc verify`` only waits for the
         stream to pass it.
         """
-        conn = _connect(settings.require_database(), autocommit=False,
+        conn = _connect(settings.source_conninfo(), autocommit=False,
                         application_name=application_name)
         try:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -294,20 +298,4 @@ def _connect(conninfo: str, application_name: str = "cdc backfill",
 
 
 def _translate(exc: psycopg.Error) -> CdcError:
-    text = first_line(exc)
-    if isinstance(exc, pgerr.InsufficientPrivilege):
-        return SourceMisconfigured(text, hint="the backfill needs the REPLICATION attribute and "
-                                              "SELECT on the captured tables (see `cdc setup`)")
-    if isinstance(exc, pgerr.ObjectNotInPrerequisiteState | pgerr.ConfigurationLimitExceeded):
-        return SourceMisconfigured(text, hint="check wal_level=logical and that "
-                                              "max_replication_slots/max_wal_senders have room")
-    if isinstance(exc, pgerr.SyntaxError | pgerr.UndefinedColumn | pgerr.UndefinedTable
-                  | pgerr.UndefinedFunction | pgerr.DatatypeMismatch):
-        return SourceMisconfigured(f"the backfill query failed: {text}",
-                                   hint="check --tables (CDC_TABLES) and that the Django schema "
-                                        "is the one this version knows")
-    if isinstance(exc, psycopg.OperationalError):
-        return SourceUnavailable(f"Postgres connection lost: {text}",
-                                 hint="run `cdc backfill --resume` to continue")
-    return SourceMisconfigured(f"the backfill query failed: {text}")
-
+    return translate(exc, "reading the backfill's snapshot", hint=SNAPSHOT_HINT)

@@ -5,7 +5,7 @@ of the part that read it last: cdc/backfill/parts.py) is *applied* when its
 document is settled at a snapshot at least that new, ``_cdc.settled >= L``. The Firestore
 consumer sets ``settled`` once it has applied the member's comrade read and
 every child row that read lists (``snapshot.children``), each by its snapshot
-read or by a live change after the snapshot (consumers/members/mapping.py).
+read or by a live change after the snapshot (cdc/member/mapping.py).
 A member is also done when the comrade the snapshot read no longer carries
 that kennitala (deleted, or moved to another one, after the snapshot): its
 document is then absent, or owned by whoever took the kennitala since. Such a
@@ -43,12 +43,14 @@ from typing import Any, Protocol
 from google.cloud import firestore
 from google.cloud.firestore_v1.aggregation import AggregationQuery
 
-from cdc.backfill.progress import Progress, bar, eta_text
 from cdc.errors import PermanentError
+from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
+from cdc.member.state import superseded
+from cdc.member.version import Version
 from cdc.settings import Settings
-from consumers.members import document_rpc, mapping
+from cdc.telemetry.progress import Progress, bar, eta_text
 
 FEW_PENDING = 500  # documents: fewer are read, not counted
 STILL_COUNTS = 2  # count polls without movement before the pending members are read
@@ -107,10 +109,11 @@ def is_stale_for_snapshot(body: dict[str, Any] | None) -> bool:
     versions = ((body or {}).get("_cdc") or {}).get("versions") or {}
     comrade = versions.get("comrade") if isinstance(versions, dict) else None
     return settled is not None and bool(
-        mapping.superseded(comrade if isinstance(comrade, str) else None, settled))
+        superseded(Version.parse_or_none(comrade), Lsn.from_sortable(settled)))
 
 
-def check_members(client: Any, collection: Any, kennitalas: Iterable[str], lsn: Lsn,
+def check_members(client: firestore.Client, collection: firestore.CollectionReference,
+                  kennitalas: Iterable[str], lsn: Lsn,
                   what: str = "checking applied member documents",
                   owners: Mapping[str, int] | None = None) -> Checked:
     """Read ``_cdc`` of these member documents: which reflect the snapshot at ``lsn``.
@@ -153,7 +156,7 @@ def tally(query: Any, what: str) -> Tally:
     return Tally(int(values["settled"]), int(values["superseded"] or 0))
 
 
-def settled_query(collection: Any, lsn: Lsn) -> Any:
+def settled_query(collection: firestore.CollectionReference, lsn: Lsn) -> firestore.Query:
     return collection.where(filter=firestore.FieldFilter("_cdc.settled", ">=", lsn.sortable()))
 
 

@@ -2,8 +2,9 @@
 
 Each command group lives in its own module and is registered here. Errors of
 the project's hierarchy end the command with one line and a hint, never a
-traceback: exit 2 for configuration, 1 for anything else. The line is
-redacted (cdc/redaction.py): no password, kennitala or e-mail address.
+traceback, and the exit code of the error policy (cdc/errors.py): 2 for what
+a setting or the setup must fix, 1 for anything else. The line is
+redacted (cdc/telemetry/redaction.py): no password, kennitala or e-mail address.
 """
 
 from __future__ import annotations
@@ -14,16 +15,10 @@ from typing import Any
 
 import click
 
-from cdc import gc_policy
+from cdc.cli import gc_policy
 from cdc.cli.options import log_level_option
-from cdc.errors import (
-    CdcError,
-    ConfigError,
-    SinkMisconfigured,
-    SlotLost,
-    SourceMisconfigured,
-)
-from cdc.redaction import redact
+from cdc.errors import CdcError, policy
+from cdc.telemetry.redaction import redact
 
 # module name -> attribute holding a click command or group
 _COMMANDS = {
@@ -39,7 +34,6 @@ _COMMANDS = {
     "verify_cmd": ("verify",),
     "members_cmd": ("members",),
 }
-_EXIT_2 = (ConfigError, SourceMisconfigured, SinkMisconfigured, SlotLost)
 
 
 class CdcGroup(click.Group):
@@ -51,7 +45,7 @@ class CdcGroup(click.Group):
         except CdcError as exc:
             line = " ".join(redact(exc.one_line()).split())  # one line, whatever it quotes
             click.echo(f"error: {line}", err=True)
-            sys.exit(2 if isinstance(exc, _EXIT_2) else 1)
+            sys.exit(policy(exc).exit_code)
 
 
 @click.group(cls=CdcGroup)

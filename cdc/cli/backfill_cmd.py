@@ -13,19 +13,19 @@ from typing import Any, NoReturn
 
 import click
 
+from cdc.backfill.checkpoint import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.parts import settle_lsns, wait_by_part
-from cdc.backfill.plan import DEFAULT_CHUNK
+from cdc.backfill.read_plan import DEFAULT_CHUNK
 from cdc.backfill.runner import Backfill, BackfillOptions, Outcome, refuse_legacy_where
 from cdc.backfill.scope import IdRange
-from cdc.backfill.state import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
 from cdc.backfill.wait import Sentinels, Waiter, WaitReport
 from cdc.cli.options import with_settings
 from cdc.cli.scope_options import scope_of, scope_options
-from cdc.errors import ConfigError, RetryableError
+from cdc.errors import CdcError, ConfigError, policy
 from cdc.lsn import Lsn
-from cdc.redaction import redact
+from cdc.postgres.connection import connect
 from cdc.settings import Settings
-from cdc.source_connection import connect
+from cdc.telemetry.redaction import redact
 
 # With no consumer, `--wait` says so within a minute of the command's start (issue #4):
 # the seconds count from the start of publishing (cdc/backfill/wait.py), and pacing
@@ -108,7 +108,9 @@ def _interruptible(store: StateStore) -> Iterator[_Stage]:
         click.echo("", err=True)  # end the progress line
         click.echo(f"interrupted: {_how_to_go_on(store, stage.waiting)}", err=True)
         sys.exit(130)
-    except RetryableError as exc:
+    except CdcError as exc:
+        if not policy(exc).retry:
+            raise
         click.echo("", err=True)
         click.echo(f"error: {redact(exc.one_line())}", err=True)
         click.echo(f"then: {_how_to_go_on(store, stage.waiting)}", err=True)
@@ -171,7 +173,7 @@ def _wait(settings: Settings, store: StateStore, state: BackfillState,
 
     ``member_ids`` come from a snapshot at or after the backfill's last part."""
     def still_held(owners: Mapping[str, int]) -> set[str]:
-        with connect(settings.require_database(), autocommit=True) as conn:
+        with connect(settings.source_conninfo(), autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT ssn FROM membership_comrade WHERE (id, ssn) IN "
                 "(SELECT * FROM unnest(%s::bigint[], %s::text[]))",

@@ -8,7 +8,7 @@ import click
 
 from cdc.google_errors import google_boundary
 from cdc.settings import Settings
-from consumers.subscriber import BatchHandler, SubscriberRunner
+from consumers.runner import BatchHandler, SubscriberRunner
 
 from .options import http_port_option, with_settings
 
@@ -38,9 +38,9 @@ def firestore(settings: Settings, http_port: int, max_messages: int, workers: in
     """Keep members/{kennitala} in step with the change stream."""
     from google.cloud import firestore as gfirestore
 
+    from consumers.members.applier import MemberApplier
     from consumers.members.firestore_backend import FirestoreBackend
     from consumers.members.handler import MembersHandler
-    from consumers.members.store import MemberApplier
 
     with google_boundary("connecting to Firestore"):
         client = gfirestore.Client(project=settings.require_project())

@@ -1,6 +1,6 @@
 """``cdc demo``: the whole pipeline on this machine, with demo members.
 
-It starts the local stack (Postgres + both emulators, ``cdc.stack``), loads
+It starts the local stack (Postgres + both emulators, ``cdc.local.stack``), loads
 the Django schema and a few demo members, runs ``cdc setup``, starts
 ``cdc run``, ``cdc consume firestore`` and ``cdc consume audit`` as child
 processes, makes some changes the way Django would (an admin edit, a
@@ -24,14 +24,14 @@ from typing import Any
 
 import click
 
-from cdc import stack
 from cdc.cli.stack_cmd import DIR_OPTION, GCLOUD_PLATFORM_OPTION, PG_BIN_OPTION
 from cdc.errors import ConfigError
-from cdc.provisioning import setup_source
-from cdc.pubsub_admin import PubSubAdmin
-from cdc.redaction import mask_kennitala
+from cdc.local import stack
+from cdc.postgres.connection import connect
+from cdc.postgres.provisioning import setup_source
+from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
-from cdc.source_connection import connect
+from cdc.telemetry.redaction import mask_kennitala
 from consumers.members import view
 
 PROCESSES = (("reader", ("run", "--http-port", "0")),
@@ -151,7 +151,7 @@ def _play(settings: Settings,
          "DELETE FROM membership_comrade WHERE id = (SELECT id FROM ari)",
          lambda d: "2307993349" not in d),
     ]
-    with connect(settings.require_database(), autocommit=True) as conn:
+    with connect(settings.source_conninfo(), autocommit=True) as conn:
         conn.execute("CREATE OR REPLACE TEMP VIEW ari AS "
                      "SELECT id FROM membership_comrade WHERE ssn = '2307993349'")
         for title, statement, done in steps:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import click
 import orjson
 
+from cdc.pubsub.dead_letter import DeadLetter, DeadLetters
 from cdc.settings import Settings
-from consumers.dead_letter import DeadLetter, DeadLetters
 
 from .options import with_settings
 

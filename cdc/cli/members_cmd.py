@@ -9,9 +9,9 @@ import click
 
 from cdc.cli.options import with_settings
 from cdc.errors import PermanentError
-from cdc.kennitala import typed_kennitala
-from cdc.redaction import mask_kennitala
+from cdc.member.kennitala import typed_kennitala
 from cdc.settings import Settings
+from cdc.telemetry.redaction import mask_kennitala
 from consumers.audit.query import open_client
 from consumers.members import view
 

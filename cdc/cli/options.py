@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from cdc import logs
 from cdc.settings import Settings, parse_tables
+from cdc.telemetry import logs
 
 F = TypeVar("F", bound=Callable[..., Any])
 

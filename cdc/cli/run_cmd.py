@@ -8,11 +8,11 @@ from types import FrameType
 
 import click
 
-from cdc.health import HealthServer
-from cdc.logs import fields
-from cdc.provisioning import check_ready, raise_for
-from cdc.reader import Reader, ReaderOptions
+from cdc.postgres.provisioning import check_ready, raise_for
+from cdc.reader.runner import Reader, ReaderOptions
 from cdc.settings import Settings
+from cdc.telemetry.health import HealthServer
+from cdc.telemetry.logs import fields
 
 from .options import SOURCE, http_port_option, with_settings
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from cdc.backfill.scope import IdRange, Scope
-from cdc.kennitala import kennitala_problem
+from cdc.member.kennitala import kennitala_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 

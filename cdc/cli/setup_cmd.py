@@ -1,6 +1,6 @@
 """``cdc setup`` and ``cdc teardown``: the source's publication, replica
-identity and slot (:mod:`cdc.provisioning`), and the Pub/Sub topics and
-subscriptions (:mod:`cdc.pubsub_admin`)."""
+identity and slot (:mod:`cdc.postgres.provisioning`), and the Pub/Sub topics and
+subscriptions (:mod:`cdc.pubsub.admin`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 
 import click
 
-from cdc import provisioning
 from cdc.cli.options import SOURCE, with_settings
 from cdc.errors import PermanentError
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.postgres import provisioning
+from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
 
 NOTE = "note: "
@@ -30,7 +30,7 @@ def setup(settings: Settings, dry_run: bool) -> None:
     wal_level, privileges and max_slot_wal_keep_size first and explains what to fix.
     """
     settings.require_project()
-    settings.require_database()
+    settings.source_conninfo()
     problems = provisioning.check_source(settings)
     for problem in problems:
         label = "warning" if problem.warning else "error"
@@ -72,7 +72,7 @@ def teardown(settings: Settings, yes: bool, force: bool) -> None:
     topics and subscriptions are left in place. A slot that a `cdc run` is
     streaming from is left alone unless --force.
     """
-    settings.require_database()
+    settings.source_conninfo()
     planned = provisioning.teardown_plan(settings)
     if not planned:
         click.echo("nothing to do: no slot or publication to drop")

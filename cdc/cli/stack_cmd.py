@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
-from cdc import stack as local_stack
 from cdc.errors import ConfigError
+from cdc.local import stack as local_stack
 
 DEFAULT_DIR = Path(".cdc-stack")
 DIR_OPTION = click.option(

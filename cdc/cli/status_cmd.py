@@ -1,8 +1,8 @@
 """``cdc status``: is the pipeline healthy, and how far behind is it?
 
-Reads the slot and publication from the source (:mod:`cdc.source_status`),
+Reads the slot and publication from the source (:mod:`cdc.postgres.catalog`),
 the newest audit record and the dead-letter depth from Google
-(:mod:`cdc.sink_status`). Exit 1 when something needs attention: the slot is
+(:mod:`cdc.status.sink`). Exit 1 when something needs attention: the slot is
 missing, inactive or losing WAL, the lag is over ``--max-lag-bytes``, a captured
 table does not exist, or a figure could not be read (unknown is not good).
 """
@@ -15,10 +15,12 @@ from typing import Any
 import click
 import orjson
 
-from cdc import provisioning, sink_status
 from cdc.cli.options import SOURCE, with_settings
+from cdc.postgres import provisioning
+from cdc.postgres.catalog import SourceState, read_source_state
+from cdc.postgres.errors import postgres_boundary
 from cdc.settings import Settings
-from cdc.source_status import SourceState, read_source_state
+from cdc.status import sink as sink_status
 
 GIB = 1024**3
 
@@ -42,7 +44,7 @@ def status(settings: Settings, as_json: bool, max_lag_bytes: int) -> None:
 def gather(settings: Settings, max_lag_bytes: int) -> dict[str, Any]:
     """Everything ``cdc status`` shows, as a JSON-ready dict."""
     with provisioning.connect_source(settings, purpose="status") as conn, \
-            provisioning.source_boundary("reading the slot and publication"):
+            postgres_boundary("reading the slot and publication"):
         state = read_source_state(conn, settings)
     last = sink_status.last_event_time(settings)
     dead = sink_status.dead_letter_depth(settings)

@@ -14,8 +14,8 @@ import orjson
 
 from cdc.cli.options import with_settings
 from cdc.errors import CdcError
-from cdc.logs import mask_kennitala
 from cdc.settings import Settings
+from cdc.telemetry.logs import mask_kennitala
 from cdc.verify import settle
 from cdc.verify.compare import KINDS, Difference
 from cdc.verify.verifier import Report, Verifier, VerifyOptions

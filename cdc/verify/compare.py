@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from cdc.logs import mask_kennitala
+from cdc.telemetry.logs import mask_kennitala
 
 Kind = Literal["missing", "unexpected", "differing"]
 MISSING: Kind = "missing"  # Postgres implies a document; Firestore has none

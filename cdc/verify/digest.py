@@ -5,7 +5,7 @@ raw Firestore ``Document`` protobuf; decoding 100k of them into Python values
 to digest them cost more than the listing itself. So both sides are digested
 as protobuf bytes instead: the stored document without ``_cdc``, name and
 times; the expected content encoded the way the members consumer writes it
-(consumers/members/encoding.py). Serialization is deterministic (map keys
+(cdc/firestore/encoding.py). Serialization is deterministic (map keys
 sorted), so equal contents give equal bytes. Bytes that differ for contents
 that compare equal would only make a candidate that the whole-document
 recheck (compare.py) then finds equal; contents that differ never share
@@ -19,7 +19,7 @@ from typing import Any
 
 from google.cloud.firestore_v1.types import document
 
-from consumers.members import encoding
+from cdc.firestore import encoding
 
 _Document: Any = document.Document.pb()
 BOOKKEEPING = "_cdc"

@@ -30,21 +30,21 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from google.cloud import firestore
 from psycopg import sql
 
 from cdc.backfill import orphans
-from cdc.backfill.progress import Progress
+from cdc.backfill.checkpoint import StateStore
 from cdc.backfill.runner import Backfill, BackfillOptions
 from cdc.backfill.scope import Scope, id_ranges
 from cdc.backfill.snapshot import SnapshotReader
-from cdc.backfill.state import StateStore
+from cdc.contract.events import MEMBER_TABLE
 from cdc.errors import ConfigError, PermanentError
-from cdc.events import MEMBER_TABLE
-from cdc.kennitala import kennitala_problem
-from cdc.logs import fields
+from cdc.member.kennitala import kennitala_problem
 from cdc.settings import Settings
+from cdc.telemetry.logs import fields
+from cdc.telemetry.progress import Progress
 from cdc.verify.compare import UNEXPECTED, Difference
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ def repair_scope(differences: Iterable[Difference]) -> Scope:
 
 
 class Repair:
-    def __init__(self, settings: Settings, client: Any, *, members: int, documents: int,
-                 allow_mass_delete: bool, progress: Progress) -> None:
+    def __init__(self, settings: Settings, client: firestore.Client, *, members: int,
+                 documents: int, allow_mass_delete: bool, progress: Progress) -> None:
         self.settings = settings
         self.client = client
         self.members = client.collection(settings.members_collection)

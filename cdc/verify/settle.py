@@ -32,9 +32,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cdc.backfill.progress import Progress
 from cdc.lsn import Lsn
-from cdc.replication.client import SlotInfo
+from cdc.postgres.replication.client import SlotInfo
+from cdc.telemetry.progress import Progress
 from cdc.verify.compare import Difference
 
 TIMEOUT_S = 60.0

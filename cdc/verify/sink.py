@@ -1,7 +1,7 @@
 """The Firestore side of ``cdc verify``: the stored member documents.
 
 The full pass lists the collection once (raw protobufs, streamed pages:
-consumers/members/document_rpc.py) and keeps a digest of each document's
+cdc/firestore/document_rpc.py) and keeps a digest of each document's
 content without ``_cdc`` (digest.py), and the comrade that wrote it. The recheck reads
 the few documents that differed, whole.
 """
@@ -13,12 +13,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from google.cloud import firestore
+
 from cdc import errors
 from cdc.backfill.diff import stored_content
+from cdc.firestore import document_rpc
 from cdc.google_errors import google_boundary
 from cdc.verify.compare import Stored
 from cdc.verify.digest import stored_digest
-from consumers.members import document_rpc
 
 
 def owner_of(doc: Any) -> int | None:
@@ -34,7 +36,7 @@ def owner_of(doc: Any) -> int | None:
     return int(value.integer_value)
 
 
-def list_stored(client: Any, collection: Any,
+def list_stored(client: firestore.Client, collection: firestore.CollectionReference,
                 seen: Callable[[int], None] | None = None) -> dict[str, Stored]:
     """Every member document: kennitala -> digest and owner."""
     out: dict[str, Stored] = {}
@@ -47,7 +49,7 @@ def list_stored(client: Any, collection: Any,
     return out
 
 
-def read_stored(client: Any, collection: Any,
+def read_stored(client: firestore.Client, collection: firestore.CollectionReference,
                 kennitalas: Iterable[str]) -> dict[str, tuple[int | None, dict[str, Any]]]:
     """These documents whole (those that exist): kennitala -> (owner, content)."""
     paths = [document_rpc.document_path(client, collection, k) for k in sorted(set(kennitalas))]

@@ -17,12 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from cdc.backfill.diff import rendered_documents
-from cdc.backfill.plan import Plan, TablePlan, split_tables
+from cdc.backfill.read_plan import Plan, TablePlan, split_tables
 from cdc.backfill.scope import Scope, id_ranges
 from cdc.backfill.snapshot import Chunk, SnapshotEvents, SnapshotReader
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent
 from cdc.errors import ConfigError, SourceUnavailable
-from cdc.events import MEMBER_TABLE, ChangeEvent
-from cdc.kennitala import kennitala_problem
+from cdc.member.kennitala import kennitala_problem
 from cdc.settings import Settings
 from cdc.verify.compare import Expected
 from cdc.verify.digest import expected_digest

@@ -18,11 +18,11 @@ from typing import Any
 
 from google.cloud import firestore
 
-from cdc.backfill.progress import Progress, bar
 from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
-from cdc.replication.client import SlotInfo, read_slot
+from cdc.postgres.replication.client import SlotInfo, read_slot
 from cdc.settings import Settings
+from cdc.telemetry.progress import Progress, bar
 from cdc.verify import settle
 from cdc.verify.compare import KINDS, Difference, Kind, candidates, differences
 from cdc.verify.repair import Repair, Repaired
@@ -86,7 +86,7 @@ class Report:
 
 class Verifier:
     def __init__(self, settings: Settings, options: VerifyOptions, *,
-                 client: Any | None = None, progress: Progress | None = None,
+                 client: firestore.Client | None = None, progress: Progress | None = None,
                  say: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.options = options
@@ -134,7 +134,7 @@ class Verifier:
                            f"firestore {listed:,} documents listed")
 
     def _settler(self) -> Settler:
-        conninfo, slot = self.settings.require_database(), self.settings.slot
+        conninfo, slot = self.settings.source_conninfo(), self.settings.slot
 
         def slot_info() -> SlotInfo | None:
             return read_slot(conninfo, slot)

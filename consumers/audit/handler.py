@@ -31,30 +31,31 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from google.api_core import exceptions as gexc
 
-from cdc.errors import PoisonEvent, RetryableError, SinkUnavailable
-from cdc.event_validation import parse_event
-from cdc.events import MEMBER_TABLE, ChangeEvent, Row
-from cdc.google_errors import google_boundary, translate
-from cdc.logs import fields
+from cdc.backoff import attempts
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent, Row
+from cdc.contract.validation import parse_event
+from cdc.errors import (
+    AlreadyExists,
+    Conflict,
+    ContentRefused,
+    PoisonEvent,
+    RetryableError,
+    SinkUnavailable,
+)
+from cdc.firestore.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
+from cdc.google_errors import google_boundary
+from cdc.member.version import Version
 from cdc.settings import Settings
+from cdc.telemetry.logs import fields
 from consumers.audit import records
 from consumers.audit.records import KnownKennitala
-from consumers.deadlines import COMMIT_TIMEOUT, READ_TIMEOUT
-from consumers.subscriber import Delivery, Outcome
+from consumers.runner import Delivery, Outcome
 
 log = logging.getLogger(__name__)
 
-MAX_WRITES = 500
 CACHE_SIZE = 200_000
-_CREATE_RETRIES = 3
-MAX_CONFLICTS = 8  # batches re-read after a guarded write lost to another consumer
-
-
-def index_collection(settings: Settings) -> str:
-    """Where the comrade -> kennitala index lives: ``<audit collection>_comrades``."""
-    return f"{settings.audit_collection}_comrades"
+MAX_CONFLICTS = attempts("conflict") - 1  # batches re-read after losing a guarded write
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +84,6 @@ class _Write:
     written_at: Any = None  # its update_time, once committed
 
 
-class _Conflict(Exception):
-    """Another consumer wrote an index entry or summary since this one read it."""
-
-
 class KennitalaCache:
     """A bounded in-memory copy of the index entries this process read or wrote."""
 
@@ -111,7 +108,7 @@ class KennitalaCache:
 
 
 class AuditHandler:
-    """The BatchHandler of ``cdc consume audit`` (see consumers/subscriber.py)."""
+    """The BatchHandler of ``cdc consume audit`` (see consumers/runner.py)."""
 
     def __init__(self, settings: Settings, firestore_client: Any, *,
                  clock: Callable[[], datetime] = records.utcnow) -> None:
@@ -119,7 +116,7 @@ class AuditHandler:
         self.client = firestore_client
         self.clock = clock
         self.records = firestore_client.collection(settings.audit_collection)
-        self.index = firestore_client.collection(index_collection(settings))
+        self.index = firestore_client.collection(records.index_collection(settings))
         self.cache = KennitalaCache()
         self._tables = frozenset(settings.tables)
         self._written = 0
@@ -184,7 +181,7 @@ class AuditHandler:
         for attempt in range(1, MAX_CONFLICTS + 1):
             try:
                 return self._store_once(parsed)
-            except _Conflict:
+            except Conflict:  # another consumer wrote an index entry or summary since
                 for _, event in parsed:
                     if (cid := event.comrade_id()) is not None:
                         self.cache.drop(cid)
@@ -265,7 +262,7 @@ class AuditHandler:
                 candidates = list(in_batch.get(cid, []))
                 if (known := self.cache.get(cid)) is not None and known.value is not None:
                     candidates.append(known.value)
-                kennitala = records.resolve(records.version(event), candidates)
+                kennitala = records.resolve(Version.of(event), candidates)
             record = records.audit_record(event, kennitala=kennitala, received_at=now)
             writes.append(_Write(self.records.document(event.id), record, True, deliveries))
         return writes
@@ -315,18 +312,18 @@ class AuditHandler:
     # -- committing ---------------------------------------------------------------
     def _commit(self, writes: list[_Write]) -> list[tuple[Delivery, str]]:
         poisoned: list[tuple[Delivery, str]] = []
-        for start in range(0, len(writes), MAX_WRITES):
-            poisoned += self._commit_chunk(writes[start:start + MAX_WRITES])
+        for start in range(0, len(writes), records.MAX_WRITES):
+            poisoned += self._commit_chunk(writes[start:start + records.MAX_WRITES])
         return poisoned
 
     def _commit_chunk(self, chunk: list[_Write]) -> list[tuple[Delivery, str]]:
-        for _ in range(_CREATE_RETRIES):
+        for _ in range(MAX_CONFLICTS):
             try:
                 self._commit_batch(chunk)
                 return []
-            except gexc.AlreadyExists:
+            except AlreadyExists:
                 chunk = self._without_existing(chunk)
-            except gexc.InvalidArgument:
+            except ContentRefused:
                 return self._commit_one_by_one(chunk)
         self._commit_batch(chunk)
         return []
@@ -341,17 +338,10 @@ class AuditHandler:
             else:
                 batch.update(write.ref, write.data,
                              option=self.client.write_option(last_update_time=write.token))
-        try:
+        # an existing record is AlreadyExists; a failed update_time guard (or a pruned
+        # entry) a Conflict: re-read and merge; refused content a ContentRefused
+        with google_boundary("writing audit records", writing=True):
             results = batch.commit(timeout=COMMIT_TIMEOUT)
-        except (gexc.AlreadyExists, gexc.InvalidArgument):
-            raise
-        except (gexc.FailedPrecondition, gexc.NotFound) as exc:
-            # an update_time guard failed (or the entry was pruned): re-read and merge
-            raise _Conflict() from exc
-        except (gexc.GoogleAPIError, gexc.RetryError) as exc:
-            raise translate(exc, "writing audit records") from exc
-        except TimeoutError as exc:
-            raise SinkUnavailable("writing audit records: timed out") from exc
         for write, result in zip(chunk, results, strict=True):
             write.written_at = result.update_time
         self._written += len(chunk)
@@ -368,7 +358,7 @@ class AuditHandler:
                                         timeout=READ_TIMEOUT)
             existing = {s.reference.path for s in found if s.exists}
         if not existing:
-            raise _Conflict()
+            raise Conflict("an index entry or summary was created by another consumer")
         self._skipped += len(existing)
         log.info("skipping audit records already written", extra=fields(count=len(existing)))
         return [w for w in chunk if not (w.record and w.ref.path in existing)]
@@ -379,11 +369,11 @@ class AuditHandler:
         for write in chunk:
             try:
                 self._commit_batch([write])
-            except gexc.AlreadyExists as exc:
+            except AlreadyExists:
                 if not write.record:
-                    raise _Conflict() from exc
+                    raise
                 continue
-            except gexc.InvalidArgument as exc:
-                reason = f"Firestore refused audit record {write.ref.id}: {exc.message}"
+            except ContentRefused as exc:
+                reason = f"Firestore refused audit record {write.ref.id}: {exc.kind}"
                 poisoned += [(d, reason) for d in write.deliveries]
         return poisoned

@@ -19,13 +19,13 @@ from typing import Any
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from cdc.contract.events import Row
 from cdc.errors import ConfigError
-from cdc.events import Row
 from cdc.google_deadlines import call_options, stream_options
 from cdc.google_errors import google_boundary
-from cdc.kennitala import typed_kennitala
+from cdc.member.kennitala import typed_kennitala
 from cdc.settings import Settings
-from consumers.audit.handler import MAX_WRITES, index_collection
+from consumers.audit.records import MAX_WRITES, index_collection
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -82,7 +82,7 @@ class AuditFilter:
     limit: int | None = None
 
 
-def open_client(settings: Settings) -> Any:
+def open_client(settings: Settings) -> firestore.Client:
     with google_boundary("connecting to Firestore"):
         return firestore.Client(project=settings.require_project())
 
@@ -91,8 +91,9 @@ def _where(query: Any, name: str, operator: str, value: Any) -> Any:
     return query.where(filter=FieldFilter(name, operator, value))
 
 
-def build_query(collection: Any, wanted: AuditFilter) -> Any:
-    query = collection
+def build_query(collection: firestore.CollectionReference, wanted: AuditFilter
+                ) -> firestore.Query:
+    query: Any = collection
     for name in ("kennitala", "table", "op"):
         value = getattr(wanted, name)
         if value is not None:
@@ -104,10 +105,12 @@ def build_query(collection: Any, wanted: AuditFilter) -> Any:
     query = query.order_by("commit_time")
     if wanted.limit:
         query = query.limit(wanted.limit)
-    return query
+    built: firestore.Query = query
+    return built
 
 
-def find_records(client: Any, settings: Settings, wanted: AuditFilter) -> Iterator[Row]:
+def find_records(client: firestore.Client, settings: Settings, wanted: AuditFilter
+                 ) -> Iterator[Row]:
     """Matching records in time order, each with its document id as ``id``."""
     query = build_query(client.collection(settings.audit_collection), wanted)
     with google_boundary("querying the audit trail"):
@@ -174,14 +177,14 @@ def human_lines(records: Iterable[Row]) -> Iterator[str]:
 
 # -- retention ----------------------------------------------------------------
 
-def _older(client: Any, settings: Settings, cutoff: datetime) -> list[Any]:
+def _older(client: firestore.Client, settings: Settings, cutoff: datetime) -> list[Any]:
     records = _where(client.collection(settings.audit_collection), "commit_time", "<", cutoff)
     index = _where(_where(client.collection(index_collection(settings)),
                           "deleted", "==", True), "commit_time", "<", cutoff)
     return [records, index]
 
 
-def count_older(client: Any, settings: Settings, cutoff: datetime) -> int:
+def count_older(client: firestore.Client, settings: Settings, cutoff: datetime) -> int:
     """Audit records (and index entries of deleted members) committed before ``cutoff``."""
     total = 0
     with google_boundary("counting old audit records"):
@@ -191,7 +194,7 @@ def count_older(client: Any, settings: Settings, cutoff: datetime) -> int:
     return total
 
 
-def prune(client: Any, settings: Settings, cutoff: datetime,
+def prune(client: firestore.Client, settings: Settings, cutoff: datetime,
           progress: Callable[[int], None] = lambda n: None) -> int:
     """Delete everything :func:`count_older` counts, in batches of 500; returns how many."""
     deleted = 0

@@ -17,9 +17,11 @@ from typing import Any
 
 import orjson
 
-from cdc.events import MEMBER_TABLE, ChangeEvent, Row
-from cdc.kennitala import is_kennitala
+from cdc.contract.events import MEMBER_TABLE, ChangeEvent, Row
 from cdc.lsn import Lsn
+from cdc.member.kennitala import is_kennitala
+from cdc.member.version import Version
+from cdc.settings import Settings
 
 BACKFILL_PREFIX = "backfill-"
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -28,12 +30,6 @@ _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.\-]")
 def commit_timestamp(text: str) -> datetime:
     """``2026-01-01T12:00:00.000000Z`` -> an aware UTC datetime (a Firestore Timestamp)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def version(event: ChangeEvent) -> str:
-    """A text that sorts in version order: (lsn, rank, seq), rank 0 for snapshot reads."""
-    rank = 0 if event.op == "r" else 1
-    return f"{event.lsn.sortable()}-{rank}-{event.seq:010d}"
 
 
 def row_kennitala(event: ChangeEvent) -> str | None:
@@ -203,23 +199,31 @@ def _aware(value: object, default: datetime) -> datetime:
 
 # -- comrade -> kennitala index ----------------------------------------------
 
+MAX_WRITES = 500  # Firestore's limit of writes per commit
+
+
+def index_collection(settings: Settings) -> str:
+    """Where the comrade -> kennitala index lives: ``<audit collection>_comrades``."""
+    return f"{settings.audit_collection}_comrades"
+
+
 @dataclass(frozen=True, slots=True)
 class KnownKennitala:
     """What the stream showed of one comrade: its kennitala as of ``version``."""
 
     kennitala: str | None
-    version: str
+    version: Version
     deleted: bool = False
     commit_time: datetime | None = None
 
     def to_document(self) -> Row:
-        return {"kennitala": self.kennitala, "version": self.version,
+        return {"kennitala": self.kennitala, "version": self.version.text(),
                 "deleted": self.deleted, "commit_time": self.commit_time}
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> KnownKennitala | None:
-        ver = doc.get("version")
-        if not isinstance(ver, str):
+        ver = Version.parse_or_none(doc.get("version"))
+        if ver is None:
             return None
         ken = doc.get("kennitala")
         when = doc.get("commit_time")
@@ -232,11 +236,11 @@ def comrade_mapping(event: ChangeEvent) -> KnownKennitala | None:
     ken = row_kennitala(event)
     if ken is None:
         return None
-    return KnownKennitala(ken, version(event), deleted=event.op == "d",
+    return KnownKennitala(ken, Version.of(event), deleted=event.op == "d",
                           commit_time=commit_timestamp(event.commit_time))
 
 
-def resolve(at_version: str, candidates: Iterable[KnownKennitala]) -> str | None:
+def resolve(at_version: Version, candidates: Iterable[KnownKennitala]) -> str | None:
     """The kennitala in force at ``at_version``.
 
     The newest mapping at or before it wins; when every known mapping is newer

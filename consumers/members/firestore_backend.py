@@ -4,53 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.api_core import exceptions as gexc
 from google.cloud import firestore
 
-from cdc.google_errors import google_boundary, refused_content
-from consumers.members import document_rpc, encoding
-from consumers.members.mapping import Row
+from cdc.errors import ContentRefused
+from cdc.firestore import document_rpc, encoding
+from cdc.member.index import index_collection_name
+from cdc.member.state import Row
+from consumers.members.applier import Loaded
+from consumers.members.cache import GUESS_AFTER, AbsenceGuess, LruCache
 from consumers.members.plan import Writes
-from consumers.members.store import DocumentRefused, Loaded, LruCache, WriteConflict
 
 ABSENT = Loaded(None, None)
 
 # what the planner needs of each document: index state, member owner and claim
 _FIELDS = ["kennitala", "state", "django_id", "_cdc.claim"]
-# documents found absent in a row before uncached ones are assumed absent (see AbsenceGuess)
-GUESS_AFTER = 200
-
-
-class AbsenceGuess:
-    """Skip reads that would find nothing: a first load into an empty collection.
-
-    A read costs the Firestore emulator about three writes' worth, and a cold
-    backfill reads two absent documents per member. After ``GUESS_AFTER``
-    documents in a row were read and found absent, documents this process
-    has not seen are assumed absent without a read. The guess is safe: every
-    write of a document assumed absent carries the precondition
-    ``exists=False``, so a wrong guess fails the commit, the applier forgets
-    the batch and plans it again - and :meth:`wrong` stops the guessing until
-    reads find nothing again.
-    """
-
-    def __init__(self, after: int = GUESS_AFTER) -> None:
-        self.after = after
-        self.absent_in_a_row = 0
-        self.guessed = 0
-
-    def active(self) -> bool:
-        return self.after > 0 and self.absent_in_a_row >= self.after
-
-    def saw(self, exists: bool) -> None:
-        self.absent_in_a_row = 0 if exists else self.absent_in_a_row + 1
-
-    def wrong(self) -> None:
-        self.absent_in_a_row = 0
-
-
-def index_collection_name(members_collection: str) -> str:
-    return f"{members_collection}_by_comrade"
 
 
 class FirestoreBackend:
@@ -108,17 +75,8 @@ class FirestoreBackend:
     def commit(self, writes: Writes, index: dict[int, Loaded],
                members: dict[str, Loaded]) -> None:
         request, after = self._request(writes, index, members)
-        with google_boundary("writing member documents"):
-            try:
-                times = document_rpc.commit(self.client, request)
-            except (gexc.FailedPrecondition, gexc.Aborted, gexc.AlreadyExists,
-                    gexc.NotFound) as exc:
-                raise WriteConflict(str(exc)) from exc
-            except gexc.GoogleAPIError as exc:
-                kind = refused_content(exc)
-                if kind is None:
-                    raise
-                raise DocumentRefused(kind) from exc
+        # a failed precondition is a Conflict, a refused document a ContentRefused
+        times = document_rpc.commit(self.client, request, "writing member documents")
         for (path, data), time in zip(after, times, strict=True):
             self.cache.put(path, Loaded(data, time if data is not None else None))
 
@@ -145,7 +103,7 @@ class FirestoreBackend:
                     encoding.replace(request.writes.add(), name, doc, token)
                 after.append((self._member_path(kennitala), _owner_fields(doc)))
         except (ValueError, TypeError) as exc:  # their text quotes the value: never pass it on
-            raise DocumentRefused(_unencodable(exc)) from None
+            raise ContentRefused(_unencodable(exc)) from None
         return request, after
 
     def forget(self, index_ids: set[int], member_ids: set[str]) -> None:

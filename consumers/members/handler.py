@@ -6,13 +6,13 @@ import logging
 
 import orjson
 
-from cdc.errors import PoisonEvent, RetryableError
-from cdc.event_validation import parse_event
-from cdc.logs import fields, mask_kennitala
-from consumers.members.mapping import part_changes
+from cdc.contract.validation import parse_event
+from cdc.errors import ContentRefused, PoisonEvent, RetryableError
+from cdc.member.changes import part_changes
+from cdc.telemetry.logs import fields, mask_kennitala
+from consumers.members.applier import ApplyResult, MemberApplier
 from consumers.members.plan import EventChanges
-from consumers.members.store import ApplyResult, DocumentRefused, MemberApplier
-from consumers.subscriber import Delivery, Outcome
+from consumers.runner import Delivery, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def decode(delivery: Delivery) -> EventChanges:
     return EventChanges(delivery, tuple(part_changes(event, event.unchanged_toast)))
 
 
-def refusal_reason(exc: DocumentRefused) -> str:
+def refusal_reason(exc: ContentRefused) -> str:
     """The dead-letter reason of an event whose member document Firestore refuses.
 
     The kind only: Firestore's message may name the document (a kennitala).
@@ -92,7 +92,7 @@ class MembersHandler:
         """
         try:
             self._account(self.applier.apply(events), outcome)
-        except DocumentRefused as exc:
+        except ContentRefused as exc:
             if len(events) > 1:
                 half = len(events) // 2
                 self._apply(events[:half], outcome, refused)

@@ -3,7 +3,7 @@
 Two collections take part (docs/firestore.md):
 
 * the *index* ``<members>_by_comrade/{comrade_id}``: ``state`` (the JSON of the
-  :class:`~consumers.members.mapping.MemberState`, tombstones included) and
+  :class:`~cdc.member.state.MemberState`, tombstones included) and
   ``kennitala`` (where this comrade's member document was last written);
 * the *member documents* ``<members>/{kennitala}``, rendered from the state.
 
@@ -14,7 +14,7 @@ newer comrade-row version (``_cdc.claim``); the other comrade's later events
 move it away, so the result converges whatever the order.
 
 A member in the middle of a backfill (its newest comrade read lists child
-rows not applied yet, see mapping.settled_at) whose batch holds only snapshot
+rows not applied yet, see cdc.member.state.settled_at) whose batch holds only snapshot
 reads is not rendered: only its index document is written, and the member
 document follows once the member is settled. The portal never sees a resync
 half applied (the comrade read clears the child rows its reads then restore),
@@ -28,19 +28,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from consumers.members.mapping import (
+from cdc.member.index import index_body, state_of, written_at
+from cdc.member.mapping import Rendered, render
+from cdc.member.state import (
     MemberState,
     PartChange,
-    Rendered,
     Row,
     apply_change,
     forget_cleared_rows,
-    is_live,
-    render,
-    settled_at,
+    mid_snapshot,
 )
+from cdc.member.version import Version
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,33 +54,6 @@ class Writes:
     index: dict[int, Row] = field(default_factory=dict)
     members: dict[str, Row | None] = field(default_factory=dict)  # None: delete
     rendered: list[Rendered] = field(default_factory=list)
-
-
-class IndexBody(dict[str, Any]):
-    """An index document's fields, remembering the state its JSON was made from.
-
-    The consumer's cache keeps the bodies it wrote, so the next batch of the
-    member takes a copy of the state instead of parsing the JSON again.
-    """
-
-    __slots__ = ("parsed",)
-
-    def __init__(self, fields: Row, parsed: MemberState) -> None:
-        super().__init__(fields)
-        self.parsed = parsed
-
-
-def index_body(kennitala: str | None, state: MemberState) -> Row:
-    return IndexBody({"kennitala": kennitala, "state": orjson.dumps(
-        state.to_json(), option=orjson.OPT_SORT_KEYS).decode()}, state.copy())
-
-
-def state_of(index_doc: Row | None) -> MemberState:
-    if index_doc is None:
-        return MemberState()
-    if isinstance(index_doc, IndexBody):
-        return index_doc.parsed.copy()
-    return MemberState.from_json(orjson.loads(index_doc["state"]))
 
 
 def member_ids_hinted(events: list[EventChanges]) -> set[str]:
@@ -115,7 +86,7 @@ class BatchPlan:
                 if apply_change(self.states[change.comrade_id], change):
                     self.changed.add(change.comrade_id)
                     applied = True
-                    if is_live(change.version):
+                    if change.version.is_live:
                         live.add(change.comrade_id)
             if not applied:
                 self.stale.append(ev.tag)
@@ -141,9 +112,7 @@ class BatchPlan:
         return ids
 
     def _written_at(self, cid: int) -> str | None:
-        doc = self.index.get(cid)
-        value = doc.get("kennitala") if doc is not None else None
-        return value if isinstance(value, str) else None
+        return written_at(self.index.get(cid))
 
     def writes(self, members: dict[str, Row | None]) -> Writes:
         """The documents to write, given the member documents as loaded."""
@@ -173,11 +142,6 @@ class BatchPlan:
             if not (view[doc_id] is None and members.get(doc_id) is None):
                 out.members[doc_id] = view[doc_id]
         return out
-
-
-def mid_snapshot(state: MemberState) -> bool:
-    """Its newest comrade read lists child rows that are not applied yet."""
-    return state.snapshot is not None and settled_at(state) is None
 
 
 def current_kennitala(state: MemberState) -> str | None:
@@ -210,12 +174,14 @@ def _owner(doc: Row | None) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _claim(doc: Row) -> str:
+def _claim(doc: Row) -> Version | None:
     cdc = doc.get("_cdc")
-    value = cdc.get("claim") if isinstance(cdc, dict) else None
-    return value if isinstance(value, str) else ""
+    return Version.parse_or_none(cdc.get("claim") if isinstance(cdc, dict) else None)
 
 
-def _may_take(current: Row | None, cid: int, claim: str) -> bool:
-    """Free, ours already, or held by an older claim of another comrade."""
-    return current is None or _owner(current) == cid or _claim(current) < claim
+def _may_take(current: Row | None, cid: int, claim: Version) -> bool:
+    """Free, ours already, or held by an older claim of another comrade (none: oldest)."""
+    if current is None or _owner(current) == cid:
+        return True
+    held = _claim(current)
+    return held is None or held < claim

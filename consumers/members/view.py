@@ -16,10 +16,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+from cdc.contract.times import iso_utc
 from cdc.google_deadlines import call_options
 from cdc.google_errors import google_boundary
-from cdc.pgoutput.timestamps import iso_utc
-from cdc.redaction import mask_kennitala
+from cdc.telemetry.redaction import mask_kennitala
 
 MASK = "***"
 _WORDS = ("name", "facebook")

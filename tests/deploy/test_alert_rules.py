@@ -17,8 +17,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-from cdc import metrics
-from consumers.subscriber import RunnerMetrics
+from cdc.pubsub import publisher
+from cdc.reader import metrics
+from consumers.runner import RunnerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -50,8 +51,8 @@ def test_the_rules_pass_their_unit_tests() -> None:
 
 def exported_names() -> set[str]:
     """Every sample name that ``cdc run`` and the consumers put on /metrics."""
-    families = [next(iter(m.describe())) for m in vars(metrics).values()
-                if isinstance(m, MetricWrapperBase)]
+    families = [next(iter(m.describe())) for module in (metrics, publisher)
+                for m in vars(module).values() if isinstance(m, MetricWrapperBase)]
     consume_source = (ROOT / "cdc" / "cli" / "consume_cmd.py").read_text()
     for prefix in set(re.findall(r'"(cdc_[a-z]+)"', consume_source)):
         registry = CollectorRegistry()

@@ -102,8 +102,8 @@ def test_the_build_context_leaves_out(path: str) -> None:
 
 
 @pytest.mark.parametrize("path", [
-    "pyproject.toml", "README.md", "cdc/cli/__init__.py", "cdc/schema/change-event.schema.json",
-    "consumers/subscriber.py",
+    "pyproject.toml", "README.md", "cdc/cli/__init__.py",
+    "cdc/contract/schema/change-event.schema.json", "consumers/runner.py",
 ])
 def test_the_build_context_keeps(path: str) -> None:
     assert not ignored(path, dockerignore())

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cdc import stack
+from cdc.local import stack
 from tests.services import SCHEMA_SQL, Services
 from tests.waiting import wait_for
 

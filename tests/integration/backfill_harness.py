@@ -15,10 +15,10 @@ import psycopg
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.settings import Settings
+from consumers.members.applier import MemberApplier
 from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.handler import MembersHandler
-from consumers.members.store import MemberApplier
-from consumers.subscriber import Delivery
+from consumers.runner import Delivery
 from tests.factories import insert_member
 
 GENDERS = ("unknown", "male", "female", "other")

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.provisioning import setup_source
-from cdc.pubsub_admin import PubSubAdmin
-from cdc.reader import Reader, ReaderOptions
+from cdc.postgres.provisioning import setup_source
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.reader.runner import Reader, ReaderOptions
 from cdc.settings import Settings
 
 FAST = ReaderOptions(status_interval_s=0.5, heartbeat_interval_s=0, standby_poll_s=0.5,
@@ -117,7 +117,7 @@ def confirmed_lsn(conn: Any, slot: str) -> int:
 def cdc_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
-        "CDC_DATABASE_URL": settings.require_database(),
+        "CDC_DATABASE_URL": settings.source_conninfo(),
         "GOOGLE_CLOUD_PROJECT": settings.require_project(),
         "CDC_SLOT": settings.slot,
         "CDC_PUBLICATION": settings.publication,

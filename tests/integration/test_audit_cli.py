@@ -10,9 +10,10 @@ from click.testing import CliRunner, Result
 from google.cloud import firestore
 
 from cdc.cli import main
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.settings import Settings
-from consumers.audit.handler import AuditHandler, index_collection
+from consumers.audit.handler import AuditHandler
+from consumers.audit.records import index_collection
 from tests.factories import kennitala
 from tests.integration.test_audit_handler import address_row, change, comrade_row, constructed
 from tests.services import Services

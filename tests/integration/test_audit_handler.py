@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
-from consumers.audit.handler import AuditHandler, index_collection
-from consumers.subscriber import Delivery
+from consumers.audit.handler import AuditHandler
+from consumers.audit.records import index_collection
+from consumers.runner import Delivery
 from tests.factories import kennitala
 from tests.services import Services
 

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.settings import Settings
-from consumers.audit.handler import AuditHandler, index_collection
-from consumers.subscriber import Delivery
+from consumers.audit.handler import AuditHandler
+from consumers.audit.records import index_collection
+from consumers.runner import Delivery
 from tests.factories import kennitala
 from tests.integration.test_audit_handler import address_row, change, comrade_row, constructed
 from tests.services import Services

@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from google.cloud import firestore
 
+from cdc.pubsub.dead_letter import DeadLetters
 from cdc.settings import Settings
 from consumers.audit.handler import AuditHandler
-from consumers.dead_letter import DeadLetters
-from consumers.subscriber import SubscriberRunner
+from consumers.runner import SubscriberRunner
 from tests.factories import insert_member, kennitala
 from tests.integration.reader_harness import cdc_env, provision, running_reader
 from tests.integration.test_audit_handler import AuditBus, change, comrade_row

@@ -265,7 +265,7 @@ def test_a_hostile_value_that_reached_the_scope_would_stay_data(
         settings: Settings, database_url: str, value: str) -> None:
     """The options refuse such values; even if one got past them, the composed query
     compares it as a kennitala and calls nothing."""
-    from cdc.backfill.plan import Plan, TablePlan
+    from cdc.backfill.read_plan import Plan, TablePlan
     from cdc.backfill.scope import Scope
 
     provision(settings)
@@ -339,7 +339,7 @@ def test_a_killed_backfill_resumes_to_the_same_end_state_and_leaves_no_slot(
     import signal
     import time
 
-    from cdc.backfill.state import StateStore
+    from cdc.backfill.checkpoint import StateStore
     from tests.integration.reader_harness import spawn_cdc
     from tests.waiting import wait_for
 
@@ -384,7 +384,7 @@ def test_an_interrupted_backfill_says_how_to_resume_or_abandon_it_and_abandon_le
     import signal
     import time
 
-    from cdc.backfill.state import RUNNING, StateStore
+    from cdc.backfill.checkpoint import RUNNING, StateStore
     from tests.integration.reader_harness import spawn_cdc
     from tests.waiting import wait_for
 
@@ -458,7 +458,7 @@ def test_resume_wait_succeeds_when_members_joined_after_each_part_of_the_backfil
         settings: Settings, database_url: str) -> None:
     import signal
 
-    from cdc.backfill.state import PUBLISHED, StateStore
+    from cdc.backfill.checkpoint import PUBLISHED, StateStore
     from tests.integration.reader_harness import running_reader, spawn_cdc
     from tests.waiting import wait_for
 

@@ -10,13 +10,14 @@ import pytest
 from google.cloud import firestore
 
 from cdc.backfill import orphans
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
+from cdc.member.changes import part_changes
+from cdc.member.index import index_collection_name
 from cdc.settings import Settings
-from consumers.members.firestore_backend import FirestoreBackend, index_collection_name
-from consumers.members.mapping import part_changes
+from consumers.members.applier import MemberApplier
+from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
 from tests.factories import kennitala
 
 pytestmark = pytest.mark.integration

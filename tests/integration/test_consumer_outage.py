@@ -16,14 +16,14 @@ from contextlib import ExitStack, contextmanager
 import pytest
 from google.cloud import firestore
 
-from cdc import stack
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.local import stack
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.pubsub.dead_letter import DeadLetters
+from cdc.pubsub.delivery import Delivery
+from cdc.pubsub.subscription import GrpcSubscription
 from cdc.settings import Settings
 from consumers.audit.handler import AuditHandler
-from consumers.dead_letter import DeadLetters
-from consumers.delivery import Delivery
-from consumers.subscriber import SubscriberRunner
-from consumers.subscription_rpc import GrpcSubscription
+from consumers.runner import SubscriberRunner
 from tests.integration.test_firestore_consumer import (
     C,
     Stream,

@@ -11,12 +11,12 @@ import psycopg
 import pytest
 from google.cloud import firestore
 
+from cdc.pubsub.dead_letter import DeadLetters
 from cdc.settings import Settings
-from consumers.dead_letter import DeadLetters
+from consumers.members.applier import MemberApplier
 from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.handler import MembersHandler
-from consumers.members.store import MemberApplier
-from consumers.subscriber import SubscriberRunner
+from consumers.runner import SubscriberRunner
 from tests import waiting
 from tests.factories import insert_comrade, insert_member, kennitala
 from tests.integration.reader_harness import provision, running_reader

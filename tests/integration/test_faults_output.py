@@ -21,15 +21,15 @@ from click.testing import CliRunner
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
 from cdc.cli import CdcGroup
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.google_errors import google_boundary
-from cdc.health import HealthServer
-from cdc.logs import JsonFormatter
 from cdc.lsn import Lsn
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
+from cdc.telemetry.health import HealthServer
+from cdc.telemetry.logs import JsonFormatter
 from consumers.audit.handler import AuditHandler
-from consumers.subscriber import Delivery, Outcome, SubscriberRunner
+from consumers.runner import Delivery, Outcome, SubscriberRunner
 from tests.factories import kennitala
 from tests.integration.test_setup import cdc, one_error_line
 from tests.services import Services

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.pubsub.dead_letter import DeadLetters
 from cdc.settings import Settings
 from consumers.audit.handler import AuditHandler
-from consumers.dead_letter import DeadLetters
-from consumers.subscriber import SubscriberRunner
+from consumers.runner import SubscriberRunner
 from tests.factories import kennitala
 from tests.waiting import wait_for
 

@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.member.index import index_collection_name
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.pubsub.dead_letter import DeadLetters
 from cdc.settings import Settings
-from consumers.dead_letter import DeadLetters
-from consumers.members.firestore_backend import FirestoreBackend, index_collection_name
+from consumers.members.applier import MemberApplier
+from consumers.members.firestore_backend import FirestoreBackend
 from consumers.members.handler import MembersHandler
-from consumers.members.store import MemberApplier
-from consumers.subscriber import SubscriberRunner
+from consumers.runner import SubscriberRunner
 from tests.factories import kennitala
 from tests.waiting import wait_for
 

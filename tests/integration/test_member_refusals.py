@@ -9,9 +9,9 @@ import orjson
 import pytest
 from google.cloud import firestore
 
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.pubsub.dead_letter import DeadLetter, DeadLetters
 from cdc.settings import Settings
-from consumers.dead_letter import DeadLetter, DeadLetters
 from tests.factories import kennitala
 from tests.integration.test_firestore_consumer import (
     AD,
@@ -31,13 +31,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 BAD_ROWS: dict[int, dict[str, Any]] = {
     11: {"name": [["nested", "array"]]},  # the emulator: "array value in an array value"
     12: {"name": "x" * 1_100_000},  # a property longer than 1,048,487 bytes
-    13: {"groupable": 2**63},  # beyond int64: the client library cannot encode it
+    13: {"groupable": 2**63},  # beyond int64: refused at validation, before any write
     14: {"name": "y" * 600_000, "reachable": "z" * 600_000},  # the document is > 1 MiB
 }
 REASONS = {
     11: {"InvalidArgument (nested arrays)"},
     12: {"InvalidArgument (a value too long)"},
-    13: {"integer beyond int64, refused before sending"},
+    13: {"event has an unusable value: after/groupable: integer outside the 64-bit range"},
     # the member document is too large; the index document's state, in the same commit,
     # holds both values in one string: which of the two the emulator names first varies
     14: {"InvalidArgument (document too large)", "InvalidArgument (a value too long)"},

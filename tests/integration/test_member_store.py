@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from google.cloud import firestore
 
+from cdc.member.changes import part_changes
 from cdc.settings import Settings
+from consumers.members.applier import MemberApplier
 from consumers.members.firestore_backend import FirestoreBackend
-from consumers.members.mapping import part_changes
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
 from tests.factories import kennitala
 from tests.unit.member_fakes import comrade_row, event
 
@@ -61,7 +61,7 @@ def test_after_many_absent_reads_the_store_writes_without_reading_and_stays_corr
 
 def test_listing_a_collection_in_pages_returns_every_document_once(
         services: Any, settings: Settings) -> None:
-    from consumers.members import document_rpc
+    from cdc.firestore import document_rpc
 
     db = firestore.Client(project=settings.project)
     collection = db.collection(settings.members_collection)

@@ -41,8 +41,8 @@ from pathlib import Path
 
 import pytest
 
-from cdc import stack
 from cdc.cli.setup_cmd import NEXT_STEP
+from cdc.local import stack
 from tests.services import ROOT
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,10 @@ import orjson
 import psycopg
 import pytest
 
-from cdc.event_builder import EventBuilder, TransactionEnd
-from cdc.events import ChangeEvent, schema_problem
+from cdc.contract.events import ChangeEvent, schema_problem
 from cdc.lsn import Lsn
-from cdc.pgoutput.decoder import decode
+from cdc.postgres.pgoutput.decoder import decode
+from cdc.reader.event_builder import EventBuilder, TransactionEnd
 from tests.factories import insert_comrade, kennitala
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from cdc.events import ChangeEvent, schema_problem
+from cdc.contract.events import ChangeEvent, schema_problem
 from cdc.settings import Settings
 from tests.factories import insert_comrade, insert_member, kennitala
 from tests.integration.reader_harness import Collector, provision, running_reader

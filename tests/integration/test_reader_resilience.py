@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from cdc import stack
+from cdc.local import stack
 from cdc.lsn import Lsn
 from cdc.settings import Settings
 from tests.integration.reader_harness import (

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from cdc import stack
 from cdc.cli import main
+from cdc.local import stack
 from cdc.settings import Settings
 from tests.integration.reader_harness import (
     FAST,

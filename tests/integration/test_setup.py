@@ -20,13 +20,14 @@ from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from psycopg import sql
 
-from cdc import provisioning, source_status
 from cdc.cli import main
-from cdc.pubsub_admin import ACK_DEADLINE_S, MAX_DELIVERY_ATTEMPTS
+from cdc.local.stack import PG_BIN
+from cdc.postgres import catalog as source_status
+from cdc.postgres import provisioning
+from cdc.postgres.catalog import SourceState
+from cdc.pubsub.admin import ACK_DEADLINE_S, MAX_DELIVERY_ATTEMPTS
+from cdc.pubsub.pulling import LEASE_SECONDS
 from cdc.settings import Settings
-from cdc.source_status import SourceState
-from cdc.stack import PG_BIN
-from consumers.pulling import LEASE_SECONDS
 from tests.services import ROOT, Services
 
 pytestmark = pytest.mark.integration
@@ -309,7 +310,7 @@ def test_wal_level_not_logical_exits_2_and_says_how_to_fix_it(
     def replica_wal_level(conn: psycopg.Connection[Any], s: Settings) -> SourceState:
         return dataclasses.replace(real(conn, s), wal_level="replica")
 
-    monkeypatch.setattr("cdc.provisioning.read_source_state", replica_wal_level)
+    monkeypatch.setattr("cdc.postgres.provisioning.read_source_state", replica_wal_level)
     result = cdc(settings, "setup")
 
     line = one_error_line(result)

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 
-from cdc import provisioning, stack
+from cdc.local import stack
+from cdc.postgres import provisioning
 from cdc.settings import Settings
 from tests.factories import insert_comrade
 from tests.integration.test_setup import cdc, streaming_from_slot

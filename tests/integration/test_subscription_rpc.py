@@ -1,4 +1,4 @@
-"""consumers/subscription_rpc.py against the real Pub/Sub emulator."""
+"""cdc/pubsub/subscription.py against the real Pub/Sub emulator."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import threading
 import pytest
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-from cdc.pubsub_admin import PubSubAdmin
+from cdc.pubsub.admin import PubSubAdmin
+from cdc.pubsub.delivery import Delivery
+from cdc.pubsub.subscription import GrpcSubscription
 from cdc.settings import Settings
-from consumers.delivery import Delivery
-from consumers.subscription_rpc import GrpcSubscription
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from cdc import stack
+from cdc.local import stack
 
 pytestmark = pytest.mark.integration
 

@@ -6,11 +6,12 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
+from cdc.errors import Conflict, ContentRefused
 from cdc.lsn import Lsn
-from consumers.members.mapping import Row
+from cdc.member.state import Row
+from consumers.members.applier import Loaded
 from consumers.members.plan import Writes
-from consumers.members.store import DocumentRefused, Loaded, WriteConflict
 
 TABLE_KEYS = {
     "membership_comrade": "id",
@@ -67,10 +68,10 @@ class FakeBackend:
                members: dict[str, Loaded]) -> None:
         if self.conflict_next:
             self.conflict_next -= 1
-            raise WriteConflict("simulated")
+            raise Conflict("simulated")
         if any(doc is not None and doc["profile"]["name"] in self.refused_names
                for doc in writes.members.values()):
-            raise DocumentRefused("InvalidArgument (nested arrays)")
+            raise ContentRefused("InvalidArgument (nested arrays)")
         for cid in writes.index:
             self._check(f"i/{cid}", index[cid])
         for k in writes.members:
@@ -89,7 +90,7 @@ class FakeBackend:
 
     def _check(self, path: str, loaded: Loaded) -> None:
         if self.tokens.get(path) != loaded.token:
-            raise WriteConflict(path)
+            raise Conflict(path)
 
     def forget(self, index_ids: set[int], member_ids: set[str]) -> None:
         return

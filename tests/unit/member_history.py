@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from consumers.members.mapping import Row
+from cdc.member.state import Row
 
 KENNITALAS = ("0101701259", "0202702179", "0303703099")
 COMRADE, CONTACT, ADDRESS, EMAIL = (

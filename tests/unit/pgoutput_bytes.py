@@ -1,6 +1,6 @@
 """Byte builders for pgoutput messages and replication CopyData frames.
 
-The inverse of ``cdc.pgoutput.decoder.decode``: ``encode(message)`` gives the
+The inverse of ``cdc.postgres.pgoutput.decoder.decode``: ``encode(message)`` gives the
 bytes the server would send for a typed message. Used by the decoder's
 round-trip property tests and by any test that needs realistic wire data.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from cdc.lsn import Lsn
-from cdc.pgoutput.messages import (
+from cdc.postgres.pgoutput.messages import (
     KEY_FLAG,
     UNCHANGED_TOAST,
     Begin,
@@ -30,7 +30,7 @@ from cdc.pgoutput.messages import (
     Update,
     Value,
 )
-from cdc.pgoutput.timestamps import to_pg_micros
+from cdc.postgres.pgoutput.timestamps import to_pg_micros
 
 TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

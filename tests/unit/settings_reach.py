@@ -26,7 +26,7 @@ SKIPPED_MODULES = ("cdc.settings",)
 RECEIVERS = ("settings", "s")
 DERIVED = {
     "require_project": "project",
-    "require_database": "database_url",
+    "source_conninfo": "database_url",
     "firestore_subscription": "topic",
     "audit_subscription": "topic",
     "dead_letter_topic": "topic",

@@ -6,8 +6,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.events import ChangeEvent
+from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
+from cdc.member.version import Version
 from consumers.audit import records
 from consumers.audit.records import KnownKennitala
 
@@ -105,16 +106,18 @@ def test_a_comrade_row_carries_its_kennitala_only_when_its_ssn_passes_the_kennit
 def test_a_snapshot_read_ranks_below_a_live_change_at_the_same_lsn() -> None:
     read = event("r", after=COMRADE, seq=999)
     live = event("u", before=COMRADE, after=COMRADE, seq=0)
-    assert records.version(read) < records.version(live)
+    assert Version.of(read) < Version.of(live)
 
 
 def test_resolution_takes_the_kennitala_in_force_at_the_change() -> None:
-    old = KnownKennitala("0101701259", "A-1-0000000001")
-    new = KnownKennitala("0202702339", "C-1-0000000001")
-    assert records.resolve("B-1-0000000000", [new, old]) == "0101701259"
-    assert records.resolve("D-1-0000000000", [new, old]) == "0202702339"
-    assert records.resolve("0-1-0000000000", [new, old]) == "0101701259"
-    assert records.resolve("B-1-0000000000", []) is None
+    def at(lsn: int, seq: int) -> Version:
+        return Version(Lsn(lsn), 1, seq)
+    old = KnownKennitala("0101701259", at(0xA, 1))
+    new = KnownKennitala("0202702339", at(0xC, 1))
+    assert records.resolve(at(0xB, 0), [new, old]) == "0101701259"
+    assert records.resolve(at(0xD, 0), [new, old]) == "0202702339"
+    assert records.resolve(at(0x0, 0), [new, old]) == "0101701259"
+    assert records.resolve(at(0xB, 0), []) is None
 
 
 def test_a_backfill_summary_counts_rows_from_the_highest_seq() -> None:

@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
+from cdc.backfill.checkpoint import BackfillState
 from cdc.backfill.diff import DiffCounts
 from cdc.backfill.runner import Backfill, Outcome, Preflight
-from cdc.backfill.state import BackfillState
 from cdc.cli import backfill_cmd, main
 from cdc.errors import SinkUnavailable
 

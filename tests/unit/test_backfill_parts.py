@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdc.backfill.checkpoint import BackfillState, Checkpoint, Part
 from cdc.backfill.parts import settle_lsns, stages, wait_by_part
-from cdc.backfill.state import BackfillState, Checkpoint, Part
 from cdc.backfill.wait import Sentinels, WaitReport
 from cdc.lsn import Lsn
 

@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.backfill.kennitala import duplicated
-from cdc.backfill.orphans import Guard, document_version, is_orphan, threshold
-from cdc.backfill.plan import Plan, TablePlan, split_tables
-from cdc.backfill.progress import bar, eta_text
+from cdc.backfill.duplicates import duplicated
+from cdc.backfill.orphans import Guard, document_version, is_orphan
+from cdc.backfill.read_plan import Plan, TablePlan, split_tables
 from cdc.backfill.rows import json_row, json_value
 from cdc.backfill.scope import IdRange, Scope
 from cdc.backfill.snapshot import Chunk, by_member, children_of
 from cdc.lsn import Lsn
-from cdc.pgoutput.values import (
+from cdc.member.version import Version
+from cdc.postgres.pgoutput.values import (
     BYTEA,
     DATE,
     FLOAT8,
@@ -29,6 +29,7 @@ from cdc.pgoutput.values import (
     TIMESTAMPTZ,
     to_json_value,
 )
+from cdc.telemetry.progress import bar, eta_text
 
 L = Lsn.parse("16/B374D848")
 
@@ -116,18 +117,20 @@ def test_tables_split_into_comrade_children_and_others() -> None:
 # -- orphans and the guard -------------------------------------------------------------------
 
 def test_a_document_is_an_orphan_only_when_absent_from_the_snapshot_and_older_than_it() -> None:
-    old, live_after = f"{(L + -1).sortable()}-1-0000000009", f"{L.sortable()}-1-0000000000"
+    old, live_after = Version(L + -1, 1, 9), Version(L, 1, 0)
     assert is_orphan("x", old, {"y"}, L)
-    assert is_orphan("x", "", {"y"}, L)  # written by hand
+    assert is_orphan("x", None, {"y"}, L)  # written by hand
     assert not is_orphan("x", live_after, {"y"}, L)  # the stream wrote it at the snapshot LSN
     assert not is_orphan("x", old, {"x"}, L)
-    assert not is_orphan("x", f"{L.sortable()}-0-0000000003", set(), L)  # this snapshot's own
+    assert not is_orphan("x", Version(L, 0, 3), set(), L)  # this snapshot's own
 
 
 def test_document_version_reads_the_newest_version_in_cdc() -> None:
-    assert document_version({"_cdc": {"version": "v"}}) == "v"
-    assert document_version({"name": "x"}) == ""
-    assert document_version(None) == ""
+    text = f"{L.sortable()}-1-0000000009"
+    assert document_version({"_cdc": {"version": text}}) == Version.parse(text)
+    assert document_version({"_cdc": {"version": "v"}}) is None  # not ours: oldest
+    assert document_version({"name": "x"}) is None
+    assert document_version(None) is None
 
 
 @pytest.mark.parametrize(("orphans", "documents", "trips"), [
@@ -153,15 +156,17 @@ def test_eta_and_bar_text() -> None:
 
 def test_an_orphans_index_entry_becomes_a_tombstone_that_forgets_the_deleted_document() -> None:
     from cdc.backfill.orphans import document_owner, tombstoned
-    from consumers.members.mapping import MemberState, Part
-    from consumers.members.plan import index_body, state_of
-    live = MemberState(comrade=Part("0000000000000100-1-0000000000", {"id": 7}),
-                       emails={3: Part("0000000000000110-1-0000000000", {"id": 3})})
+    from cdc.member.index import index_body, state_of
+    from cdc.member.state import MemberState, Part
+    from cdc.member.version import Version
+    V = Version.parse
+    live = MemberState(comrade=Part(V("0000000000000100-1-0000000000"), {"id": 7}),
+                       emails={3: Part(V("0000000000000110-1-0000000000"), {"id": 3})})
     body = tombstoned(7, index_body("0101701259", live), {"0101701259"}, Lsn(0x900), None)
     assert body is not None and body["kennitala"] is None
     state = state_of(body)
     assert state.comrade is not None and state.comrade.row is None
-    assert state.comrade.version < threshold(Lsn(0x900))
+    assert state.comrade.version < Version.first_read(Lsn(0x900))
     assert all(p.row is None for p in state.emails.values())
     assert document_owner({"django_id": 7}) == 7
     assert document_owner({"_cdc": {"comrade_id": 8}}) == 8
@@ -170,12 +175,14 @@ def test_an_orphans_index_entry_becomes_a_tombstone_that_forgets_the_deleted_doc
 
 def test_an_index_entry_newer_than_the_snapshot_is_left_alone() -> None:
     from cdc.backfill.orphans import tombstoned
-    from consumers.members.mapping import MemberState, Part
-    from consumers.members.plan import index_body
-    moved = MemberState(comrade=Part("0000000000000900-0-0000000004", {"id": 7}),
-                        floors={"contactinfo": "0000000000000900-0--000000001",
-                                "address": "0000000000000900-0--000000001",
-                                "email": "0000000000000900-0--000000001"})
+    from cdc.member.index import index_body
+    from cdc.member.state import MemberState, Part
+    from cdc.member.version import Version
+    V = Version.parse
+    moved = MemberState(comrade=Part(V("0000000000000900-0-0000000004"), {"id": 7}),
+                        floors={"contactinfo": V("0000000000000900-0--000000001"),
+                                "address": V("0000000000000900-0--000000001"),
+                                "email": V("0000000000000900-0--000000001")})
     assert tombstoned(7, index_body("0202702179", moved), {"0101701259"}, Lsn(0x900),
                       None) is None
 

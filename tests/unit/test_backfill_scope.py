@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdc.backfill.checkpoint import BackfillState
 from cdc.backfill.runner import refuse_legacy_where
 from cdc.backfill.scope import IdRange, Scope, id_ranges
-from cdc.backfill.state import BackfillState
 from cdc.cli import main
 from cdc.errors import ConfigError
 from tests.factories import kennitala
@@ -134,7 +134,7 @@ def test_a_malformed_filter_is_a_usage_error(bad: list[str]) -> None:
 
 
 def test_a_limited_backfills_events_carry_a_scope_the_json_schema_accepts() -> None:
-    from cdc.events import ChangeEvent, schema_problem
+    from cdc.contract.events import ChangeEvent, schema_problem
     from cdc.lsn import Lsn
 
     scope = Scope(kennitalas=(kennitala(1),), comrade_ids=(IdRange(2, 9),),

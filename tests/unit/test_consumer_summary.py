@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from cdc.logs import JsonFormatter
+from cdc.pubsub.delivery import Delivery
 from cdc.settings import Settings
-from consumers.delivery import Delivery
-from consumers.subscriber import Outcome, SubscriberRunner
+from cdc.telemetry.logs import JsonFormatter
+from consumers.runner import Outcome, SubscriberRunner
 from consumers.summary import Summary
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -97,6 +97,9 @@ class ApplyAll:
 class NoPublisher:
     def topic_path(self, project: str, topic: str) -> str:
         return f"projects/{project}/topics/{topic}"
+
+    def publish(self, topic: str, data: bytes, **attributes: str) -> Any:
+        raise AssertionError("nothing is dead-lettered here")
 
 
 def test_a_running_consumer_logs_its_summary_while_it_works(

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cdc import stack
 from cdc.cli import main
 from cdc.errors import SinkUnavailable
+from cdc.local import stack
 
 
 def test_a_stack_that_fails_to_start_is_stopped_again(

@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cdc.errors import SinkMisconfigured
-from consumers.members import document_rpc, encoding
-from consumers.members.mapping import MemberState, apply_change, part_changes, render
+from cdc.firestore import document_rpc, encoding
+from cdc.member.changes import part_changes
+from cdc.member.mapping import render
+from cdc.member.state import MemberState, apply_change
 from tests.unit.member_fakes import comrade_row, event
 
 _Document = encoding._Document
@@ -84,7 +86,7 @@ class _NotAFirestoreClient:
 
 def test_a_firestore_client_without_those_internals_is_a_clear_permanent_error() -> None:
     with pytest.raises(SinkMisconfigured, match="google-cloud-firestore") as raised:
-        document_rpc.commit_request(_NotAFirestoreClient())
+        document_rpc.commit_request(_NotAFirestoreClient())  # type: ignore[arg-type]
     assert "pyproject.toml" in raised.value.hint
 
 

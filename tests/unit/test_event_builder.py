@@ -7,11 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cdc.contract.events import ChangeEvent, schema_problem
 from cdc.errors import DecodeError
-from cdc.event_builder import EventBuilder, TransactionEnd
-from cdc.events import ChangeEvent, schema_problem
 from cdc.lsn import Lsn
-from cdc.pgoutput.messages import (
+from cdc.postgres.pgoutput.messages import (
     UNCHANGED_TOAST,
     Delete,
     Insert,
@@ -23,6 +22,7 @@ from cdc.pgoutput.messages import (
     Type,
     Update,
 )
+from cdc.reader.event_builder import EventBuilder, TransactionEnd
 from tests.unit import pgoutput_bytes as wire
 
 LSN = "16/B374D848"

@@ -11,15 +11,15 @@ from google.cloud.firestore_v1.types.document import Document
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdc import event_validation as fast_schema
+from cdc.contract import validation as fast_schema
+from cdc.contract.events import ChangeEvent, schema_problem
 from cdc.errors import PoisonEvent
-from cdc.events import ChangeEvent, schema_problem
+from cdc.firestore.encoding import fill_map
 from cdc.lsn import Lsn
+from cdc.member.changes import part_changes
 from consumers.audit import records
-from consumers.members.encoding import fill_map
-from consumers.members.mapping import part_changes
+from consumers.members.applier import MemberApplier
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
 from tests.unit.member_fakes import FakeBackend
 
 COMRADE = {"id": 7, "ssn": "0101701259", "name": "Jón", "reachable": True, "gender": 1}
@@ -36,7 +36,7 @@ def event(op: str, *, before: dict[str, Any] | None = None,
 
 def test_the_fast_schema_check_was_reviewed_against_the_current_schema() -> None:
     assert fast_schema.schema_fingerprint() == fast_schema.SCHEMA_FINGERPRINT, (
-        "cdc/schema/change-event.schema.json changed: review cdc/event_validation.py "
+        "cdc/contract/schema/change-event.schema.json changed: review cdc/contract/validation.py "
         "against it, then update SCHEMA_FINGERPRINT")
 
 

@@ -1,4 +1,4 @@
-"""The collector settings of the ``cdc`` program (cdc/gc_policy.py)."""
+"""The collector settings of the ``cdc`` program (cdc/cli/gc_policy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import cdc.cli
-from cdc import gc_policy
+from cdc.cli import gc_policy
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import urllib.request
 import pytest
 
 from cdc.errors import ConfigError
-from cdc.health import HealthServer
-from cdc.reader import Reader
+from cdc.reader.runner import Reader
 from cdc.settings import Settings
+from cdc.telemetry.health import HealthServer
 
 
 def test_a_port_already_in_use_is_a_config_error_that_names_the_setting() -> None:

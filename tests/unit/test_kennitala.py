@@ -1,11 +1,11 @@
-"""The one kennitala rule (cdc/kennitala.py): 10 ASCII digits and the check digit."""
+"""The one kennitala rule (cdc/member/kennitala.py): 10 ASCII digits and the check digit."""
 
 from __future__ import annotations
 
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cdc.kennitala import (
+from cdc.member.kennitala import (
     NOT_TEN_DIGITS,
     WRONG_CHECK_DIGIT,
     check_digit,

@@ -14,10 +14,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cdc.events import ChangeEvent
-from consumers.members.mapping import part_changes, version_of
+from cdc.contract.events import ChangeEvent
+from cdc.member.changes import part_changes
+from cdc.member.version import Version
+from consumers.members.applier import MemberApplier
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
 from tests.unit.member_fakes import FakeBackend, comrade_row, event
 from tests.unit.member_history import COMRADE, History
 
@@ -141,7 +142,7 @@ def test_any_interleaving_with_old_sync_documents_converges_with_nothing_left_be
         history.step(kind, a, b)
     events = history.events + reads
     in_order = _apply_batches(FakeBackend(members=dict(old_docs)),
-                              sorted(events, key=version_of), random.Random(0))
+                              sorted(events, key=Version.of), random.Random(0))
     rng = random.Random(seed)
     shuffled = events + rng.sample(events, k=rng.randint(0, len(events)))
     rng.shuffle(shuffled)

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from cdc.logs import JsonFormatter, fields, mask_kennitala
+from cdc.telemetry.logs import JsonFormatter, fields, mask_kennitala
 
 
 def _render(message: str, **extra: object) -> dict[str, object]:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from cdc.errors import SinkUnavailable
+from cdc.member.changes import part_changes
+from cdc.pubsub import pulling
 from cdc.settings import Settings
-from consumers import pulling
+from consumers.members.applier import MemberApplier
 from consumers.members.handler import MembersHandler, chunks
-from consumers.members.mapping import part_changes
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
-from consumers.subscriber import Delivery, Outcome, SubscriberRunner
+from consumers.runner import Delivery, Outcome, SubscriberRunner
 from tests.factories import kennitala
 from tests.unit.member_fakes import FakeBackend, comrade_row, event
 
@@ -73,7 +73,7 @@ def test_batches_are_cut_so_one_commit_touches_a_bounded_number_of_members() -> 
 
 
 class FakeSubscription:
-    """consumers.subscription_rpc.SubscriptionRpc over scripted batches."""
+    """cdc.pubsub.subscription.SubscriptionRpc over scripted batches."""
 
     name = "changes-firestore"
 

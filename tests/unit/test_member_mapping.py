@@ -13,18 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdc.backfill.wait import is_stale_for_snapshot
+from cdc.contract.events import ChangeEvent
 from cdc.errors import PoisonEvent
-from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
-from consumers.members.mapping import (
-    MemberState,
-    apply_change,
-    part_changes,
-    render,
-    version_of,
-)
+from cdc.member.changes import part_changes
+from cdc.member.mapping import render
+from cdc.member.state import MemberState, apply_change
+from cdc.member.version import Version
+from consumers.members.applier import MemberApplier
 from consumers.members.plan import EventChanges
-from consumers.members.store import MemberApplier
 from tests.unit.member_fakes import FakeBackend, comrade_row, event
 from tests.unit.member_history import History
 
@@ -99,7 +96,7 @@ def test_an_out_of_range_gender_becomes_unknown_and_is_reported(value: Any) -> N
 def test_an_out_of_range_housing_value_is_logged_with_a_masked_kennitala(
         caplog: pytest.LogCaptureFixture) -> None:
     from consumers.members.handler import MembersHandler
-    from consumers.subscriber import Delivery
+    from consumers.runner import Delivery
     handler = MembersHandler(MemberApplier(FakeBackend()))
     ev = event("c", C, comrade_row(7, housing_situation=9))
     delivery = Delivery("a", "m", ev.to_json(), ev.attributes(), "member-7", 1, None)
@@ -228,7 +225,7 @@ def test_a_late_insert_cannot_bring_a_deleted_member_back() -> None:
 def test_a_snapshot_read_ranks_below_a_live_change_at_the_same_lsn() -> None:
     live = event("u", C, comrade_row(7, name="Live"), comrade_row(7), lsn=0x500, seq=9)
     snap = event("r", C, comrade_row(7, name="Snapshot"), lsn=0x500, seq=0)
-    assert version_of(snap) < version_of(live)
+    assert Version.of(snap) < Version.of(live)
     backend = apply_all([live])
     apply_all([snap], backend)
     assert backend.members["0101701259"]["profile"]["name"] == "Live"
@@ -240,9 +237,9 @@ def test_every_part_remembers_the_version_that_wrote_it() -> None:
     doc = doc_of(evs)
     assert doc is not None
     versions = doc["_cdc"]["versions"]
-    assert versions["comrade"] == version_of(evs[0])
-    assert versions["contactinfo"] == version_of(evs[1])
-    assert versions["emails"] == {"3": version_of(evs[2])}
+    assert versions["comrade"] == Version.of(evs[0]).text() == "0000000000000100-1-0000000000"
+    assert versions["contactinfo"] == Version.of(evs[1]).text()
+    assert versions["emails"] == {"3": Version.of(evs[2]).text()}
 
 
 def test_a_precondition_conflict_re_reads_and_retries_the_batch() -> None:
@@ -277,7 +274,7 @@ def test_a_backfill_removes_an_email_whose_delete_was_lost_in_any_order(
     evs = stream + backfill
     docs = _final(evs, [[evs[i]] for i in order])
     assert docs[K1]["profile"]["email"] == "b@x.is"
-    assert docs[K1]["_cdc"]["versions"]["emails"] == {"4": version_of(backfill[1])}
+    assert docs[K1]["_cdc"]["versions"]["emails"] == {"4": Version.of(backfill[1]).text()}
 
 
 def test_an_older_event_arriving_after_the_backfill_cannot_bring_a_cleared_row_back() -> None:
@@ -311,11 +308,9 @@ def test_a_backfill_limited_to_some_tables_clears_only_their_rows() -> None:
     assert docs[K1]["profile"]["email"] == "c@x.is"  # the Email row was not in the snapshot
 
 
-def test_the_clear_floor_sorts_between_older_events_and_the_snapshot_reads() -> None:
-    from consumers.members.mapping import floor_of
     snap = _snap(C, comrade_row(7), 0)
     older = event("u", C, comrade_row(7), comrade_row(7), lsn=0x8ff, seq=99)
-    assert version_of(older) < floor_of(snap) < version_of(snap)
+    assert Version.of(older) < Version.floor(snap.lsn) < Version.of(snap)
     state = MemberState()
     for ch in part_changes(snap):
         apply_change(state, ch)
@@ -524,7 +519,7 @@ def test_any_order_with_duplicates_ends_in_the_same_documents_as_in_order_delive
             history.commit()
         history.step(kind, a, b)
     events = history.events + backfill  # a backfill overlapping the stream
-    in_order = _final(events, [[e] for e in sorted(events, key=version_of)])
+    in_order = _final(events, [[e] for e in sorted(events, key=Version.of)])
 
     rng = random.Random(seed)
     late = history.lost if late_lost else []  # a lost delete that turns up after all

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from cdc.errors import DecodeError
 from cdc.lsn import Lsn
-from cdc.pgoutput.decoder import decode
-from cdc.pgoutput.messages import (
+from cdc.postgres.pgoutput.decoder import decode
+from cdc.postgres.pgoutput.messages import (
     UNCHANGED_TOAST,
     Begin,
     Column,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.pgoutput import values as v
-from cdc.pgoutput.values import converter_for, to_json_value
+from cdc.postgres.pgoutput import values as v
+from cdc.postgres.pgoutput.values import converter_for, to_json_value
 
 
 @pytest.mark.parametrize(("oid", "raw", "expected"), [

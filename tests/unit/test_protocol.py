@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from cdc.errors import DecodeError
 from cdc.lsn import Lsn
-from cdc.pgoutput.timestamps import to_pg_micros
-from cdc.replication.protocol import (
+from cdc.postgres.pgoutput.timestamps import to_pg_micros
+from cdc.postgres.replication.protocol import (
     Keepalive,
     XLogData,
     parse_copy_data,

@@ -9,10 +9,10 @@ import pytest
 from google.api_core import exceptions as gexc
 from google.pubsub_v1 import PubsubMessage
 
+from cdc.contract.events import ChangeEvent
 from cdc.errors import SinkMisconfigured
-from cdc.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.publisher import EventPublisher
+from cdc.pubsub.publisher import EventPublisher
 from cdc.settings import Settings
 
 _Message: Any = PubsubMessage.pb()
@@ -49,7 +49,7 @@ def event(n: int, comrade: int = 1) -> ChangeEvent:
 
 def test_events_reach_pubsub_in_the_order_they_were_published() -> None:
     rpc = FakePublishRpc()
-    publisher = EventPublisher(SETTINGS, rpc=rpc, max_batch=7)
+    publisher: EventPublisher[str] = EventPublisher(SETTINGS, rpc=rpc, max_batch=7)
     for n in range(100):
         publisher.publish(event(n, comrade=n % 5))
     assert publisher.flush(5)
@@ -96,7 +96,7 @@ def test_a_failing_request_is_retried_whole_and_nothing_is_acked_meanwhile() -> 
 
 def test_permission_denied_is_permanent_and_surfaces_to_the_caller() -> None:
     rpc = FakePublishRpc(failures=1, error=gexc.PermissionDenied("no"))  # type: ignore[no-untyped-call]
-    publisher = EventPublisher(SETTINGS, rpc=rpc)
+    publisher: EventPublisher[str] = EventPublisher(SETTINGS, rpc=rpc)
     publisher.publish(event(1))
     with pytest.raises(SinkMisconfigured):
         publisher.flush(5)
@@ -108,7 +108,7 @@ def test_permission_denied_is_permanent_and_surfaces_to_the_caller() -> None:
 def test_publish_blocks_no_further_than_the_in_flight_limit() -> None:
     rpc = FakePublishRpc()
     rpc.gate.clear()
-    publisher = EventPublisher(SETTINGS, rpc=rpc, max_in_flight=3)
+    publisher: EventPublisher[str] = EventPublisher(SETTINGS, rpc=rpc, max_in_flight=3)
     for n in range(3):
         publisher.publish(event(n))
     assert not publisher.has_room(0.1)
@@ -120,7 +120,7 @@ def test_publish_blocks_no_further_than_the_in_flight_limit() -> None:
 
 def test_a_closed_publisher_stops_retrying_and_drops_what_it_held() -> None:
     rpc = FakePublishRpc(failures=10**9)  # Pub/Sub never answers well
-    publisher = EventPublisher(SETTINGS, rpc=rpc, max_batch=2)
+    publisher: EventPublisher[str] = EventPublisher(SETTINGS, rpc=rpc, max_batch=2)
     for n in range(6):
         publisher.publish(event(n))
     publisher.mark("tx")

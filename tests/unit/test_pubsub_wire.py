@@ -8,7 +8,7 @@ from google.pubsub_v1 import PublishRequest, PubsubMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.pubsub_wire import publish_request, pubsub_message
+from cdc.pubsub.wire import publish_request, pubsub_message
 
 _Message: Any = PubsubMessage.pb()
 _Request: Any = PublishRequest.pb()

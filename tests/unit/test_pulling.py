@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from cdc.backoff import Backoff
 from cdc.errors import SinkMisconfigured, SinkUnavailable
-from cdc.publisher import Backoff
-from consumers import pulling
-from consumers.delivery import Delivery
-from consumers.pulling import Prefetcher
-from consumers.subscription_rpc import delivery_of
+from cdc.pubsub import pulling
+from cdc.pubsub.delivery import Delivery
+from cdc.pubsub.pulling import Prefetcher
+from cdc.pubsub.subscription import delivery_of
 
 
 def message(n: int) -> Delivery:

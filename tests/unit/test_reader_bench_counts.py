@@ -9,8 +9,8 @@ import pytest
 
 from bench.reader_bench import CountedNothing, _build_events, _count_inserts, _frames, rate
 from cdc.lsn import Lsn
-from cdc.pgoutput.messages import Insert, Message
-from cdc.replication.protocol import XLogData
+from cdc.postgres.pgoutput.messages import Insert, Message
+from cdc.postgres.replication.protocol import XLogData
 from tests.unit import pgoutput_bytes as wire
 
 COMRADE = wire.make_relation(16385, "membership_comrade", [wire.column("id", 23, key=True),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from cdc.errors import SlotBusy, SlotLost, SourceMisconfigured
-from cdc.event_builder import TransactionEnd
 from cdc.lsn import Lsn
-from cdc.reader import Confirmer
-from cdc.replication.client import SlotInfo, check_slot
+from cdc.postgres.replication.client import SlotInfo, check_slot
+from cdc.reader.confirmer import Confirmer
+from cdc.reader.event_builder import TransactionEnd
 
 
 def slot(**changes: object) -> SlotInfo:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from cdc import redaction
-from cdc.events import json_schema
-from cdc.redaction import mask_kennitala, redact, register_dsn
+from cdc.contract.events import json_schema
+from cdc.telemetry import redaction
+from cdc.telemetry.redaction import mask_kennitala, redact, register_dsn
 
 # what a password may hold: the characters that break naive DSN parsing included
 PASSWORD_CHARS = st.sampled_from(list("abcXYZ019%@:/'\" \\=&?#[]{}ðþ"))

@@ -6,12 +6,12 @@ import dataclasses
 import re
 from typing import Any
 
-from cdc import provisioning
 from cdc.cli.status_cmd import attention, render
 from cdc.errors import SourceMisconfigured
 from cdc.lsn import Lsn
+from cdc.postgres import provisioning
+from cdc.postgres.catalog import PUBLISHED_OPS, PublicationState, SlotState, SourceState, TableState
 from cdc.settings import DEFAULT_TABLES, Settings
-from cdc.source_status import PUBLISHED_OPS, PublicationState, SlotState, SourceState, TableState
 
 SETTINGS = Settings(database_url="postgresql://x@h/db", project="p")
 

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cdc.errors import CdcError, ConfigError, SourceUnavailable
-from cdc.source_connection import check_dsn, connect
+from cdc.postgres.connection import connect
+from cdc.settings import check_dsn
 from tests.unit.test_redaction import PASSWORD_CHARS, fresh_secrets
 
 # hosts that fail at once, without DNS: nothing listens on port 1, or libpq refuses the URI

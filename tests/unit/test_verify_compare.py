@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cdc.backfill.progress import Progress
 from cdc.backfill.scope import IdRange
 from cdc.lsn import Lsn
-from cdc.replication.client import SlotInfo
+from cdc.postgres.replication.client import SlotInfo
+from cdc.telemetry.progress import Progress
 from cdc.verify.compare import (
     DIFFERING,
     MISSING,
@@ -214,7 +214,7 @@ def stored(body: dict[str, Any]) -> Any:
     """A raw Document as Firestore returns it: name, times and ``_cdc`` included."""
     from google.cloud.firestore_v1.types import document as document_types
 
-    from consumers.members import encoding
+    from cdc.firestore import encoding
 
     pb = document_types.Document.pb()(name="projects/p/databases/(default)/documents/m/x")
     encoding.fill_map(pb.fields, {"_cdc": {"version": "v", "comrade_id": 7}, **body})

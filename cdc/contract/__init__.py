@@ -1,0 +1,1 @@
+"""The published contract: change events, their validation and JSON Schema."""

@@ -1,0 +1,1 @@
+"""Firestore: raw document RPCs and the encoding of documents."""

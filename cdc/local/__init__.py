@@ -1,0 +1,1 @@
+"""The local stack: Postgres and the emulators on this machine."""

@@ -1,0 +1,1 @@
+"""The member model below both sides: kennitala, versions, parts, mapping, index layout."""

@@ -1,0 +1,1 @@
+"""Postgres: connections, error translation, pgoutput, replication, catalog, provisioning."""

@@ -1,0 +1,1 @@
+"""Pub/Sub: publisher, admin, subscription RPCs, pulling, deliveries, dead letters."""

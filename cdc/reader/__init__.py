@@ -1,0 +1,1 @@
+"""The always-on reader (`cdc run`): replication stream -> events -> Pub/Sub."""
