@@ -29,9 +29,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+from google.cloud import firestore
+
 from cdc.backfill.checkpoint import BackfillState, Part
-from cdc.backfill.wait import Sentinels, WaitReport
+from cdc.backfill.wait import Sentinels, Waiter, WaitReport, still_held
 from cdc.lsn import Lsn
+from cdc.settings import Settings
 
 
 class Waits(Protocol):
@@ -93,3 +96,20 @@ def wait_by_part(waiter: WaiterFactory, lsns: Mapping[str, Lsn], rows_read: int,
     for n, (lsn, members) in enumerate(stages(lsns)):
         report = waiter(lsn, members, sentinels if n == 0 else None).wait(rows_read)
     return report
+
+
+def wait_for_backfill(settings: Settings, client: firestore.Client, state: BackfillState,
+                      member_ids: Mapping[str, int], stall_timeout: float,
+                      sentinels: Sentinels | None = None) -> WaitReport:
+    """Until the members the backfill read are settled, each at its part's snapshot.
+
+    ``member_ids`` (kennitala -> comrade id) come from a snapshot at or after the
+    backfill's last part; Postgres says which of them moved away meanwhile."""
+    held = still_held(settings)
+
+    def waiter(lsn: Lsn, members: set[str], sentinels: Sentinels | None) -> Waiter:
+        return Waiter(settings, client, lsn, {k: member_ids[k] for k in members}, held,
+                      sentinels=sentinels, stall_s=stall_timeout)
+
+    return wait_by_part(waiter, settle_lsns(state, member_ids), state.checkpoint.rows_read,
+                        sentinels)

@@ -49,6 +49,8 @@ from cdc.google_errors import google_boundary
 from cdc.lsn import Lsn
 from cdc.member.state import superseded
 from cdc.member.version import Version
+from cdc.postgres.connection import connect
+from cdc.postgres.errors import postgres_boundary
 from cdc.settings import Settings
 from cdc.telemetry.progress import Progress, bar, eta_text
 
@@ -311,3 +313,17 @@ class Waiter:
             f"nothing moved for {self.stall_s:.0f}s (subscription {sub})",
             hint="check `cdc status` and the dead letters (`cdc dlq`); is `cdc consume "
                  "firestore` running? then `cdc backfill --resume --wait`")
+
+
+def still_held(settings: Settings) -> StillHeld:
+    """Which (kennitala -> comrade id) pairs still hold in Postgres: that comrade still
+    has that kennitala. One short connection per question; asked rarely."""
+    def ask(owners: Mapping[str, int]) -> set[str]:
+        with connect(settings.source_conninfo(), autocommit=True) as conn, \
+                postgres_boundary("asking Postgres which members moved away"):
+            rows = conn.execute(
+                "SELECT ssn FROM membership_comrade WHERE (id, ssn) IN "
+                "(SELECT * FROM unnest(%s::bigint[], %s::text[]))",
+                (list(owners.values()), list(owners))).fetchall()
+        return {r[0] for r in rows}
+    return ask

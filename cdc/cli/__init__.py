@@ -9,7 +9,6 @@ redacted (cdc/telemetry/redaction.py): no password, kennitala or e-mail address.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import Any
 
@@ -19,21 +18,6 @@ from cdc.cli import gc_policy
 from cdc.cli.options import log_level_option
 from cdc.errors import CdcError, policy
 from cdc.telemetry.redaction import redact
-
-# module name -> attribute holding a click command or group
-_COMMANDS = {
-    "setup_cmd": ("setup", "teardown"),
-    "run_cmd": ("run",),
-    "status_cmd": ("status",),
-    "stack_cmd": ("stack",),
-    "demo_cmd": ("demo",),
-    "consume_cmd": ("consume",),
-    "dlq_cmd": ("dlq",),
-    "backfill_cmd": ("backfill",),
-    "audit_cmd": ("audit",),
-    "verify_cmd": ("verify",),
-    "members_cmd": ("members",),
-}
 
 
 class CdcGroup(click.Group):
@@ -68,18 +52,24 @@ def run_cli() -> None:
 
 
 def _register() -> None:
-    for module_name, names in _COMMANDS.items():
-        try:
-            module = importlib.import_module(f"cdc.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"cdc.cli.{module_name}":
-                raise
-            continue
-        for name in names:
-            command = getattr(module, name.replace("-", "_"), None)
-            if command is not None:  # a module may not define all its commands yet
-                _add_log_level(command)
-                main.add_command(command)
+    """Every command, imported by name: a module or command that is missing is an
+    ImportError at once, not a command that silently disappears from ``cdc``."""
+    from cdc.cli.audit_cmd import audit
+    from cdc.cli.backfill_cmd import backfill
+    from cdc.cli.consume_cmd import consume
+    from cdc.cli.demo_cmd import demo
+    from cdc.cli.dlq_cmd import dlq
+    from cdc.cli.members_cmd import members
+    from cdc.cli.run_cmd import run
+    from cdc.cli.setup_cmd import setup, teardown
+    from cdc.cli.stack_cmd import stack
+    from cdc.cli.status_cmd import status
+    from cdc.cli.verify_cmd import verify
+
+    for command in (setup, teardown, run, status, stack, demo, consume, dlq, backfill, audit,
+                    verify, members):
+        _add_log_level(command)
+        main.add_command(command)
 
 
 def _add_log_level(command: click.Command) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -13,17 +13,15 @@ from typing import Any, NoReturn
 
 import click
 
-from cdc.backfill.checkpoint import ABANDONED, PUBLISHED, RUNNING, BackfillState, StateStore
-from cdc.backfill.parts import settle_lsns, wait_by_part
+from cdc.backfill.checkpoint import ABANDONED, PUBLISHED, RUNNING, StateStore
+from cdc.backfill.parts import wait_for_backfill
 from cdc.backfill.read_plan import DEFAULT_CHUNK
 from cdc.backfill.runner import Backfill, BackfillOptions, Outcome, refuse_legacy_where
 from cdc.backfill.scope import IdRange
-from cdc.backfill.wait import Sentinels, Waiter, WaitReport
+from cdc.backfill.wait import WaitReport
 from cdc.cli.options import with_settings
 from cdc.cli.scope_options import scope_of, scope_options
 from cdc.errors import CdcError, ConfigError, policy
-from cdc.lsn import Lsn
-from cdc.postgres.connection import connect
 from cdc.settings import Settings
 from cdc.telemetry.redaction import redact
 
@@ -83,7 +81,8 @@ def backfill(settings: Settings, wait: bool, resume: bool, abandon: bool,
         if dry_run or not wait:
             return
         stage.waiting = True
-        report = _wait(settings, store, outcome.state, outcome.preflight.member_ids,
+        report = wait_for_backfill(settings, store.client, outcome.state,
+                                   outcome.preflight.member_ids,
                        stall_timeout, outcome.pacer)
         _print_summary(outcome, report)
 
@@ -161,31 +160,9 @@ def _wait_again(settings: Settings, store: StateStore, stall_timeout: float) -> 
     pre = Backfill(settings, BackfillOptions(dry_run=True, scope=state.filters),
                    store=store).preflight_only()
     click.echo(f"waiting for backfill {state.id} (snapshot at LSN {state.lsn})")
-    report = _wait(settings, store, state, pre.member_ids, stall_timeout)
+    report = wait_for_backfill(settings, store.client, state, pre.member_ids, stall_timeout)
     click.echo(f"backfill {state.id} is applied: {report.applied:,} members, "
                f"{report.stale:,} superseded by newer live changes")
-
-
-def _wait(settings: Settings, store: StateStore, state: BackfillState,
-          member_ids: dict[str, int], stall_timeout: float,
-          sentinels: Sentinels | None = None) -> WaitReport:
-    """Until the members the backfill read are settled, each at its part's snapshot.
-
-    ``member_ids`` come from a snapshot at or after the backfill's last part."""
-    def still_held(owners: Mapping[str, int]) -> set[str]:
-        with connect(settings.source_conninfo(), autocommit=True) as conn:
-            rows = conn.execute(
-                "SELECT ssn FROM membership_comrade WHERE (id, ssn) IN "
-                "(SELECT * FROM unnest(%s::bigint[], %s::text[]))",
-                (list(owners.values()), list(owners))).fetchall()
-        return {r[0] for r in rows}
-
-    def waiter(lsn: Lsn, members: set[str], sentinels: Sentinels | None) -> Waiter:
-        return Waiter(settings, store.client, lsn, {k: member_ids[k] for k in members},
-                      still_held, sentinels=sentinels, stall_s=stall_timeout)
-
-    return wait_by_part(waiter, settle_lsns(state, member_ids), state.checkpoint.rows_read,
-                        sentinels)
 
 
 def _print_run(settings: Settings, outcome: Outcome) -> None:

@@ -85,7 +85,7 @@ def test_an_unreachable_service_while_waiting_says_how_to_keep_waiting(
     def unreachable(*_: object) -> None:
         raise UNREACHABLE
 
-    monkeypatch.setattr(backfill_cmd, "_wait", unreachable)
+    monkeypatch.setattr(backfill_cmd, "wait_for_backfill", unreachable)
     result = CliRunner().invoke(main, ["backfill", "--wait"], env=ENV)
     assert result.exit_code == 1
     assert "then: the snapshot is published" in result.output

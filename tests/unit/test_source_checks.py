@@ -6,12 +6,20 @@ import dataclasses
 import re
 from typing import Any
 
-from cdc.cli.status_cmd import attention, render
+from cdc.cli.status_cmd import render
 from cdc.errors import SourceMisconfigured
 from cdc.lsn import Lsn
 from cdc.postgres import provisioning
 from cdc.postgres.catalog import PUBLISHED_OPS, PublicationState, SlotState, SourceState, TableState
 from cdc.settings import DEFAULT_TABLES, Settings
+from cdc.status.report import (
+    PublicationStatus,
+    SlotStatus,
+    SourceInfo,
+    StatusReport,
+    attention,
+)
+from cdc.status.sink import Probe
 
 SETTINGS = Settings(database_url="postgresql://x@h/db", project="p")
 
@@ -105,56 +113,56 @@ def test_raise_for_names_the_first_error_and_counts_the_rest() -> None:
         raise AssertionError("no error raised")
 
 
-def report(slot: dict[str, Any], missing: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "slot": {"name": "s", "exists": True, "active": True, "active_pid": 1,
-                 "wal_status": "reserved", "confirmed_flush_lsn": "0/1", "lag_bytes": 10,
-                 "wal_retained_bytes": 20, **slot},
-        "publication": {"name": "p", "exists": True, "tables": ["public.t"],
-                        "missing_tables": missing or []},
-        "last_event": {"commit_time": None, "note": "none yet"},
-        "dead_letter": {"subscription": "d", "depth_at_least": 1000,
-                        "note": "at least 1000 (counted up to 1000)"},
-        "attention": [],
-    }
+def report(slot: dict[str, Any], missing: list[str] | None = None, *,
+           absent: list[str] | None = None, last_event: Probe | None = None,
+           dead_letter: Probe | None = None, max_lag_bytes: int = 100) -> StatusReport:
+    fields = {"name": "s", "exists": True, "active": True, "active_pid": 1,
+              "wal_status": "reserved", "confirmed_flush_lsn": "0/1", "lag_bytes": 10,
+              "wal_retained_bytes": 20, **slot}
+    return StatusReport(
+        slot=SlotStatus(**fields),
+        publication=PublicationStatus("p", True, tables=["public.t"],
+                                      missing_tables=missing or []),
+        source=SourceInfo(database="members"),
+        last_event=last_event or Probe(None, "none yet"),
+        dead_letter=dead_letter or Probe(1000, "at least 1000 (counted up to 1000)"),
+        dead_letter_subscription="d", max_lag_bytes=max_lag_bytes,
+        absent_tables=absent or [])
 
 
 def test_status_needs_attention_for_each_bad_sign() -> None:
-    assert attention(report({}), 100) == []
-    assert "inactive" in attention(report({"active": False}), 100)[0]
-    assert "invalidated" in attention(report({"wal_status": "lost"}), 100)[0]
-    assert attention(report({"lag_bytes": 101}), 100)[0].startswith("lag 101 bytes")
-    assert "not in publication" in attention(report({}, ["public.x"]), 100)[0]
-    assert "does not exist" in attention(report({"exists": False}), 100)[0]
+    assert attention(report({})) == []
+    assert "inactive" in attention(report({"active": False}))[0]
+    assert "invalidated" in attention(report({"wal_status": "lost"}))[0]
+    assert attention(report({"lag_bytes": 101}))[0].startswith("lag 101 bytes")
+    assert "not in publication" in attention(report({}, ["public.x"]))[0]
+    assert "does not exist" in attention(report({"exists": False}))[0]
 
 
 def test_an_unknown_dead_letter_depth_needs_attention_and_says_why() -> None:
-    unknown = report({})
-    unknown["dead_letter"] = {"subscription": "d", "depth_at_least": None, "known": False,
-                              "note": "unknown: GOOGLE_CLOUD_PROJECT is not set"}
+    unknown = report({}, dead_letter=Probe(None, "unknown: GOOGLE_CLOUD_PROJECT is not set",
+                                           known=False))
 
-    reasons = attention(unknown, 100)
+    reasons = attention(unknown)
 
     assert reasons == ["dead-letter depth unknown: GOOGLE_CLOUD_PROJECT is not set"]
-    assert "all good" not in render({**unknown, "attention": reasons})
+    assert "all good" not in render(unknown)
+    assert unknown.to_json()["ok"] is False
 
 
 def test_an_unknown_last_event_time_needs_attention_but_an_empty_trail_does_not() -> None:
-    unknown = report({})
-    unknown["last_event"] = {"commit_time": None, "known": False,
-                             "note": "unknown: reading the newest record: timed out"}
+    unknown = report({}, last_event=Probe(None, "unknown: reading the newest record: timed out",
+                                          known=False))
 
-    assert attention(unknown, 100) == [
+    assert attention(unknown) == [
         "time of the last event unknown: reading the newest record: timed out"]
-    assert attention(report({}), 100) == []  # "none yet": known, and nothing to worry about
+    assert attention(report({})) == []  # "none yet": known, and nothing to worry about
 
 
 def test_a_captured_table_that_does_not_exist_is_named_and_setup_is_not_offered_for_it() -> None:
-    absent = report({}, ["public.nosuch_table"])
-    absent["absent_tables"] = ["public.nosuch_table"]
-    absent["source"] = {"database": "members"}
+    absent = report({}, ["public.nosuch_table"], absent=["public.nosuch_table"])
 
-    reasons = attention(absent, 100)
+    reasons = attention(absent)
 
     assert reasons == ["public.nosuch_table does not exist in database members: check "
                        "CDC_TABLES (--tables) and that CDC_DATABASE_URL names the Django database"]
