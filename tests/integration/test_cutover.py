@@ -66,19 +66,20 @@ def document(settings: Settings, kennitala_: str) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def streaming(settings: Settings) -> Iterator[None]:
-    provision(settings)
-    with running_reader(settings), running_consumer(settings):
-        yield
-
-
-def test_a_live_delete_of_a_member_removes_the_old_syncs_document_without_a_backfill(
-        settings: Settings, database_url: str) -> None:
+def old_sync_members(settings: Settings, database_url: str) -> Iterator[list[int]]:
+    """Two members whose documents only the old sync wrote; the pipeline streaming, no
+    backfill."""
     ids = add_members(database_url, 0, 2)
     seed_old_sync_documents(settings, database_url)
     provision(settings)
-    with running_reader(settings), running_consumer(settings), \
-            psycopg.connect(database_url) as conn:
+    with running_reader(settings), running_consumer(settings):
+        yield ids
+
+
+def test_a_live_delete_of_a_member_removes_the_old_syncs_document_without_a_backfill(
+        settings: Settings, database_url: str, old_sync_members: list[int]) -> None:
+    ids = old_sync_members
+    with psycopg.connect(database_url) as conn:
         with conn.transaction():  # Django's cascade: children first, then the comrade
             for table in CHILD_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE comrade_id = %s", (ids[0],))
@@ -94,12 +95,9 @@ def test_a_live_delete_of_a_member_removes_the_old_syncs_document_without_a_back
 
 
 def test_a_live_kennitala_change_moves_the_old_syncs_document_without_a_backfill(
-        settings: Settings, database_url: str) -> None:
-    ids = add_members(database_url, 0, 1)
-    seed_old_sync_documents(settings, database_url)
-    provision(settings)
-    with running_reader(settings), running_consumer(settings), \
-            psycopg.connect(database_url, autocommit=True) as conn:
+        settings: Settings, database_url: str, old_sync_members: list[int]) -> None:
+    ids = old_sync_members
+    with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE membership_comrade SET ssn = %s WHERE id = %s",
                      (kennitala(500), ids[0]))
         moved = waiting.wait_for(lambda: document(settings, kennitala(500)), 90,
