@@ -16,16 +16,14 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cdc.cli.stack_cmd import DIR_OPTION, GCLOUD_PLATFORM_OPTION, PG_BIN_OPTION
-from cdc.errors import ConfigError
+from cdc.local import demo as scenario
 from cdc.local import stack
 from cdc.postgres.connection import connect
 from cdc.postgres.provisioning import setup_source
@@ -33,10 +31,6 @@ from cdc.pubsub.admin import PubSubAdmin
 from cdc.settings import Settings
 from cdc.telemetry.redaction import mask_kennitala
 from consumers.members import view
-
-PROCESSES = (("reader", ("run", "--http-port", "0")),
-             ("consume-firestore", ("consume", "firestore", "--http-port", "0")),
-             ("consume-audit", ("consume", "audit", "--http-port", "0")))
 
 
 @click.command()
@@ -61,7 +55,7 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
         settings = Settings(database_url=info.database_url, project=info.project)
         for action in setup_source(settings) + PubSubAdmin(settings).ensure_all():
             click.echo(f"setup: {action}")
-        children = [_spawn(name, args, env, state_dir) for name, args in PROCESSES]
+        children = [scenario.spawn(name, args, env, state_dir) for name, args in scenario.PROCESSES]
         click.echo(f"reader and consumers running; logs in {state_dir}/*.log")
         members, docs = _play(settings, children)
         if not once:
@@ -71,7 +65,7 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
     except KeyboardInterrupt:
         click.echo("stopping the pipeline and the stack ...")
     finally:
-        _stop_all(children)
+        scenario.stop_all(children)
         if not keep:
             stack.stop(state_dir, remove=True)
 
@@ -79,24 +73,6 @@ def demo(state_dir: Path, once: bool, keep: bool) -> None:
 def _interrupt(signum: int, _frame: object) -> None:
     """SIGTERM ends the demo the way Ctrl-C does: children and stack are stopped."""
     raise KeyboardInterrupt
-
-
-def _spawn(name: str, args: tuple[str, ...], env: dict[str, str],
-           state_dir: Path) -> subprocess.Popen[bytes]:
-    log = (state_dir / f"{name}.log").open("ab")
-    return subprocess.Popen([sys.executable, "-m", "cdc", *args], env=env,
-                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-
-
-def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    for child in children:
-        try:
-            child.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            child.kill()
 
 
 def _print_exports(env: dict[str, str]) -> None:
@@ -116,7 +92,7 @@ def _echo_changes(members: Any, seen: dict[str, Any]) -> None:
     thread, and the handler runs only when the main thread looks."""
     while True:
         time.sleep(1.0)
-        now = {d.id: d.to_dict() for d in members.stream()}
+        now = scenario.read(members)
         for line in view.changes(seen, now):
             click.echo(f"  {line}")
         seen = now
@@ -124,64 +100,18 @@ def _echo_changes(members: Any, seen: dict[str, Any]) -> None:
 
 def _play(settings: Settings,
           children: list[subprocess.Popen[bytes]]) -> tuple[Any, dict[str, Any]]:
-    """Make Django-like changes and wait for the documents to follow; the collection
+    """Make the demo's changes and show the documents as they follow; the collection
     and its last reading."""
     from google.cloud import firestore
 
     members = firestore.Client(project=settings.project).collection(settings.members_collection)
-    steps: list[tuple[str, str, Callable[[dict[str, Any]], bool]]] = [
-        ("the demo members are inserted", (stack.SQL_DIR / "demo.sql").read_text(),
-         lambda d: len(d) == 4 and all(doc["profile"]["email"] for doc in d.values())),
-        ("admin edit: Jón moves to rental housing",
-         "UPDATE membership_comrade SET housing_situation = 2 WHERE ssn = '0101701259'",
-         lambda d: d["0101701259"]["profile"]["housing_situation"] == "rental"),
-        ("QuerySet.update(): everyone becomes unreachable",
-         "UPDATE membership_comrade SET reachable = false",
-         lambda d: all(not doc["membership"]["reachable"] for doc in d.values())),
-        ("a new primary e-mail for Guðrún",
-         "UPDATE communication_email SET is_primary = false WHERE comrade_id = "
-         "(SELECT id FROM membership_comrade WHERE ssn = '1203852169'); "
-         "INSERT INTO communication_email (comrade_id, email, is_primary) SELECT id, "
-         "'gudrun@example.is', true FROM membership_comrade WHERE ssn = '1203852169'",
-         lambda d: d["1203852169"]["profile"]["email"] == "gudrun@example.is"),
-        ("Ari resigns: Django deletes his rows, then him, in one transaction",
-         "DELETE FROM communication_email WHERE comrade_id = (SELECT id FROM ari); "
-         "DELETE FROM membership_simpleaddress WHERE comrade_id = (SELECT id FROM ari); "
-         "DELETE FROM membership_contactinfo WHERE comrade_id = (SELECT id FROM ari); "
-         "DELETE FROM membership_comrade WHERE id = (SELECT id FROM ari)",
-         lambda d: "2307993349" not in d),
-    ]
+    docs: dict[str, Any] = {}
     with connect(settings.source_conninfo(), autocommit=True) as conn:
-        conn.execute("CREATE OR REPLACE TEMP VIEW ari AS "
-                     "SELECT id FROM membership_comrade WHERE ssn = '2307993349'")
-        for title, statement, done in steps:
-            click.echo(f"\n> {title}")
-            if statement:
-                with conn.transaction():
-                    conn.execute(statement)
-            docs = _wait(members, done, children)
+        for step in scenario.STEPS:
+            click.echo(f"\n> {step.title}")
+            docs = scenario.play(conn, members, step, children)
             _show(docs)
     return members, docs
-
-
-def _wait(members: Any, done: Callable[[dict[str, Any]], bool],
-          children: list[subprocess.Popen[bytes]], timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        docs = {d.id: d.to_dict() for d in members.stream()}
-        try:
-            if docs and done(docs):
-                return docs
-        except (KeyError, TypeError):
-            pass
-        for child in children:
-            if child.poll() is not None:
-                raise ConfigError(f"a pipeline process exited with {child.returncode}",
-                                  hint="see the log files in the stack directory")
-        if time.monotonic() > deadline:
-            raise ConfigError("the documents did not follow within a minute",
-                              hint="see the log files of the reader and the consumers")
-        time.sleep(0.3)
 
 
 def _show(docs: dict[str, Any]) -> None:
