@@ -20,7 +20,8 @@ from cdc.settings import Settings
 from tests.integration.reader_harness import cdc_env, provision
 from tests.waiting import wait_for
 
-pytestmark = pytest.mark.integration
+# every test that binds a default port runs in one xdist worker (scripts/test)
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("default_ports")]
 
 # command -> the prefix of its metrics, which tells who answers on a port
 CONSUMERS = {"consume firestore": "cdc_members_", "consume audit": "cdc_audit_"}
