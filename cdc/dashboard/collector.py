@@ -49,6 +49,7 @@ class Collector:
         self.clock = clock
         self.history = History()
         self._meters = {url: RateMeter() for url in targets}
+        self._names = {url: default_name(url) for url in targets}  # as last seen up
         self._lock = threading.Lock()
         self._source: dict[str, Any] = {"slot": {"note": "not read yet"}, "attention": []}
         self._processes: list[dict[str, Any]] = []
@@ -87,13 +88,14 @@ class Collector:
         meter = self._meters[url]
         if text is None:
             meter.update(now, None)
-            return {"url": url, "name": default_name(url), "up": False, "events_total": None,
+            return {"url": url, "name": self._names[url], "up": False, "events_total": None,
                     "events_per_s": None, "last_event_time": None, "last_event_kind": None,
                     "streaming": None}
         try:
-            reading = read_metrics(text, default_name(url))
+            reading = read_metrics(text, self._names[url])
         except ValueError:  # not Prometheus text: not one of ours
-            reading = Reading(default_name(url), None, None, "batch")
+            reading = Reading(self._names[url], None, None, "batch")
+        self._names[url] = reading.name
         return {"url": url, "name": reading.name, "up": True,
                 "events_total": reading.events_total,
                 "events_per_s": meter.update(now, reading.events_total),

@@ -230,6 +230,10 @@ def test_events_per_second_come_from_the_counters_between_two_collections(
     assert status["history"]["lag_bytes"][-1] == 2048
     assert any("is down" in reason for reason in status["attention"])
 
+    fake.texts[RUN] = None
+    collector.collect_source()
+    assert collector.status()["processes"][0]["name"] == "run"  # known by its last name
+
 
 def test_the_slot_shows_lag_in_bytes_and_time_and_wal_against_its_limit(
         collector: Collector) -> None:

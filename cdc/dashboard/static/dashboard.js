@@ -55,7 +55,7 @@ function showSlot(slot, lastEvent) {
       ? "unknown" : `${slot.lag_seconds.toFixed(1)} s`);
   const keep = slot.max_slot_wal_keep_size_bytes;
   const retained = slot.wal_retained_bytes;
-  let wal = size(retained) + " of " + (slot.max_slot_wal_keep_size || "unknown");
+  let wal = size(retained) + " of " + (keep ? size(keep) : slot.max_slot_wal_keep_size || "unknown");
   if (keep && retained !== null && retained !== undefined) {
     wal += ` (${Math.round(100 * retained / keep)}%)`;
   }
