@@ -47,7 +47,7 @@ def dashboard(settings: Settings, host: str, port: int, targets: str,
     server = DashboardServer(host, port, collector, token)
     collector.start()
     server.start()
-    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    shown = "localhost" if host in ("127.0.0.1", "::1") else f"[{host}]" if ":" in host else host
     click.echo(f"dashboard on http://{shown}:{server.port}/ (JSON at /api/status); "
                f"watching {len(collector.targets)} process(es); Ctrl-C stops it", err=True)
     stop = threading.Event()

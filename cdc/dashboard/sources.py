@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from google.cloud import firestore
+from google.cloud import firestore, pubsub_v1  # type: ignore[attr-defined]
 from google.cloud.firestore_v1.field_path import FieldPath
 
 from cdc.backfill.checkpoint import StateStore
+from cdc.dashboard import targets
 from cdc.errors import CdcError
 from cdc.google_deadlines import stream_options
 from cdc.google_errors import google_boundary
@@ -64,6 +65,7 @@ class LiveSources:
         self.settings = settings
         self.max_lag_bytes = max_lag_bytes
         self._client: firestore.Client | None = None
+        self._subscriber: Any = None
 
     def read_source(self) -> SourceReading:
         try:
@@ -89,7 +91,7 @@ class LiveSources:
             absent_tables=[t.name for t in state.tables if not t.exists])
 
     def read_google(self) -> GoogleReading:
-        depth = sink.dead_letter_depth(self.settings)
+        depth = sink.dead_letter_depth(self.settings, subscriber=self._pubsub())
         try:
             client = self._firestore()
             records = self._newest_records(client)
@@ -100,9 +102,17 @@ class LiveSources:
         return GoogleReading(depth, records, "", backfill, state)
 
     def scrape(self, url: str) -> str | None:
-        from cdc.dashboard.targets import scrape
+        return targets.scrape(url)
 
-        return scrape(url)
+    def _pubsub(self) -> Any:
+        """One subscriber client for every count (None: let the count say why it has none)."""
+        if self._subscriber is None and self.settings.project:
+            try:
+                with google_boundary("connecting to Pub/Sub"):
+                    self._subscriber = pubsub_v1.SubscriberClient()
+            except CdcError:
+                return None
+        return self._subscriber
 
     def _firestore(self) -> firestore.Client:
         if self._client is None:
