@@ -57,6 +57,7 @@ def _register() -> None:
     from cdc.cli.audit_cmd import audit
     from cdc.cli.backfill_cmd import backfill
     from cdc.cli.consume_cmd import consume
+    from cdc.cli.dashboard_cmd import dashboard
     from cdc.cli.demo_cmd import demo
     from cdc.cli.dlq_cmd import dlq
     from cdc.cli.members_cmd import members
@@ -67,7 +68,7 @@ def _register() -> None:
     from cdc.cli.verify_cmd import verify
 
     for command in (setup, teardown, run, status, stack, demo, consume, dlq, backfill, audit,
-                    verify, members):
+                    verify, members, dashboard):
         _add_log_level(command)
         main.add_command(command)
 

@@ -174,6 +174,16 @@ def read_slot_state(conn: psycopg.Connection[Any], slot: str) -> SlotState | Non
     )
 
 
+def flush_lag_seconds(conn: psycopg.Connection[Any], pid: int) -> float | None:
+    """How long WAL the walsender ``pid`` sent waited for its reader's flush
+    (``pg_stat_replication.flush_lag``), in seconds; None when Postgres has no
+    figure (caught up and idle for a while, or the role may not see it)."""
+    row = conn.execute(
+        "SELECT EXTRACT(EPOCH FROM flush_lag)::float8 FROM pg_stat_replication"
+        " WHERE pid = %s", (pid,)).fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
 def _read_publication(conn: psycopg.Connection[Any], name: str) -> PublicationState | None:
     row = conn.execute(
         "SELECT puballtables, pubinsert, pubupdate, pubdelete, pubtruncate"

@@ -30,7 +30,9 @@ class Confirmer:
             self.confirmed = max(self.confirmed, end.end_lsn)
         metrics.TRANSACTIONS.inc()
         metrics.CONFIRMED_LSN.set(int(self.confirmed))
-        metrics.COMMIT_TO_ACK.observe(max(0.0, time.time() - commit_epoch(end.commit_time)))
+        committed = commit_epoch(end.commit_time)
+        metrics.LAST_COMMIT.set(committed)
+        metrics.COMMIT_TO_ACK.observe(max(0.0, time.time() - committed))
 
     def idle_at(self, server_lsn: Lsn) -> None:
         """Nothing in flight and no open transaction: confirm the server's LSN."""

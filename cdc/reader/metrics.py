@@ -16,3 +16,5 @@ SERVER_LSN = Gauge("cdc_server_wal_lsn", "Server WAL end last reported by Postgr
 LAG_BYTES = Gauge("cdc_lag_bytes", "Server WAL end minus the confirmed LSN")
 RECONNECTS = Counter("cdc_reconnects_total", "Replication sessions restarted after a fault")
 STREAMING = Gauge("cdc_streaming", "1 while this reader holds the slot and streams")
+LAST_COMMIT = Gauge("cdc_last_commit_timestamp_seconds",
+                    "Commit time of the last transaction fully published (Unix seconds)")

@@ -52,18 +52,21 @@ def last_event_time(settings: Settings) -> Probe:
     return Probe(_iso(docs[0].get("commit_time")))
 
 
-def dead_letter_depth(settings: Settings, limit: int = DEAD_LETTER_PEEK_LIMIT) -> Probe:
+def dead_letter_depth(settings: Settings, limit: int = DEAD_LETTER_PEEK_LIMIT,
+                      subscriber: Any = None) -> Probe:
     """How many messages wait in the dead-letter subscription (at least; up to ``limit``).
 
     Pulls without acking, then hands every message back at once
     (``modify_ack_deadline`` 0), so nothing is consumed. Counting this way
-    counts as a delivery attempt on those messages.
+    counts as a delivery attempt on those messages. A caller that counts again
+    and again (the dashboard) passes its own ``subscriber`` client.
     """
     if not settings.project:
         return Probe(None, "unknown: GOOGLE_CLOUD_PROJECT is not set", known=False)
     try:
-        with google_boundary("connecting to Pub/Sub"):
-            subscriber = pubsub_v1.SubscriberClient()
+        if subscriber is None:
+            with google_boundary("connecting to Pub/Sub"):
+                subscriber = pubsub_v1.SubscriberClient()
         path = subscriber.subscription_path(settings.project, settings.dead_letter_subscription)
         with google_boundary(f"peeking into {settings.dead_letter_subscription}"):
             count = _peek(subscriber, path, limit)

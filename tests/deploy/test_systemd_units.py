@@ -17,6 +17,7 @@ from tests.deploy.unit_verification import verify_units
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"
 CDC_UNITS = ["cdc-run@.service", "cdc-consume-firestore.service", "cdc-consume-audit.service"]
+SERVED = [*CDC_UNITS, "cdc-dashboard.service"]
 
 
 def directives(unit: str) -> dict[str, list[str]]:
@@ -31,11 +32,11 @@ def directives(unit: str) -> dict[str, list[str]]:
 def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     units = {path.name: path.read_text() for path in SYSTEMD.glob("*.service")}
     names = ["cdc-run@8080.service", "cdc-consume-firestore.service",
-             "cdc-consume-audit.service", "cdc-pgpass.service"]
+             "cdc-consume-audit.service", "cdc-pgpass.service", "cdc-dashboard.service"]
     assert verify_units(tmp_path, units, names) == ""
 
 
-@pytest.mark.parametrize("unit", CDC_UNITS)
+@pytest.mark.parametrize("unit", SERVED)
 def test_each_process_runs_hardened_as_a_user_of_its_own(unit: str) -> None:
     found = directives(unit)
     for key, value in [("DynamicUser", "yes"), ("NoNewPrivileges", "yes"),

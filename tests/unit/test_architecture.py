@@ -22,7 +22,8 @@ PACKAGES = ("cdc", "consumers")
 BASICS = ("cdc.errors", "cdc.lsn", "cdc.settings", "cdc.backoff", "cdc.telemetry",
           "cdc.google_errors")
 ADAPTERS = ("cdc.postgres", "cdc.pubsub", "cdc.firestore")
-APPLICATIONS = ("cdc.reader", "cdc.backfill", "cdc.verify", "cdc.status", "consumers")
+APPLICATIONS = ("cdc.reader", "cdc.backfill", "cdc.verify", "cdc.status", "cdc.dashboard",
+                "consumers")
 SHELL = ("cdc.cli", "cdc.local", "cdc.__main__")
 
 

@@ -44,6 +44,7 @@ NOT_OPTIONS = {
     "PGPASSWORD": "libpq's own; read only to redact it",
     "PUBSUB_EMULATOR_HOST": "the Google client's own",
     "FIRESTORE_EMULATOR_HOST": "the Google client's own",
+    "CDC_DASHBOARD_TOKEN": "a secret: a command line is visible to every user of the machine",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from cdc.errors import SlotBusy, SlotLost, SourceMisconfigured
 from cdc.lsn import Lsn
@@ -28,6 +29,11 @@ def test_an_acked_transaction_moves_the_confirmed_lsn_to_its_end() -> None:
     confirmer = Confirmer(Lsn(100))
     confirmer.transaction_acked(end(200))
     assert confirmer.confirmed == Lsn(200)
+
+
+def test_an_acked_transaction_exports_its_commit_time_for_the_dashboard() -> None:
+    Confirmer(Lsn(100)).transaction_acked(end(200))
+    assert REGISTRY.get_sample_value("cdc_last_commit_timestamp_seconds") == 1767225600.0
 
 
 def test_the_confirmed_lsn_never_moves_backwards() -> None:
