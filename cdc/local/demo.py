@@ -34,12 +34,12 @@ ARI = "(SELECT id FROM membership_comrade WHERE ssn = '2307993349')"
 @dataclass(frozen=True)
 class Step:
     title: str
-    statement: str
+    statement: str | Path  # SQL, or its file: read when played, as an installed cdc has no sql/
     done: Callable[[Documents], bool]  # the documents show the change
 
 
 STEPS = (
-    Step("the demo members are inserted", (stack.SQL_DIR / "demo.sql").read_text(),
+    Step("the demo members are inserted", stack.SQL_DIR / "demo.sql",
          lambda d: len(d) == 4 and all(doc["profile"]["email"] for doc in d.values())),
     Step("admin edit: Jón moves to rental housing",
          "UPDATE membership_comrade SET housing_situation = 2 WHERE ssn = '0101701259'",
@@ -85,8 +85,11 @@ def stop_all(children: list[subprocess.Popen[bytes]]) -> None:
 def play(conn: psycopg.Connection[Any], members: Any, step: Step,
          children: list[subprocess.Popen[bytes]]) -> Documents:
     """Make the step's change in one transaction; the documents once they show it."""
+    statement = step.statement
+    if isinstance(statement, Path):
+        statement = statement.read_text()
     with conn.transaction():
-        conn.execute(step.statement)
+        conn.execute(statement)
     return wait_for(members, step.done, children)
 
 
