@@ -44,6 +44,8 @@ NOT_OPTIONS = {
     "PGPASSWORD": "libpq's own; read only to redact it",
     "PUBSUB_EMULATOR_HOST": "the Google client's own",
     "FIRESTORE_EMULATOR_HOST": "the Google client's own",
+    "STORAGE_EMULATOR_HOST": "the Google client's own",
+    "CDC_ROSTER_TEST_PAUSE_AFTER_UPLOAD": "test-only: a kill -9 window (consumers/roster)",
 }
 
 
