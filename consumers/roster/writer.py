@@ -126,10 +126,10 @@ class RosterWriter:
             log.info(f"roster uploaded: {change.text()}", extra=fields(
                 generation=self.generation, lines=change.after, added=change.added,
                 removed=change.removed))
-            if self.after_upload is not None:
-                self.after_upload()
             if self.audit is not None:
                 self.audit.uploaded(change, self.generation)
+            if self.after_upload is not None:
+                self.after_upload()
             if self.hold is not None:
                 self.store.clear_guard()
                 self.hold = None
