@@ -37,6 +37,7 @@ GCLOUD_PLATFORM = Path(os.environ.get("CDC_GCLOUD_PLATFORM", DEFAULT_GCLOUD_PLAT
 PUBSUB_EMULATOR = "pubsub-emulator/bin/cloud-pubsub-emulator"  # under GCLOUD_PLATFORM
 FIRESTORE_EMULATOR = "cloud-firestore-emulator/cloud_firestore_emulator"
 PROJECT = "cdc-local"
+ROSTER_BUCKET = "cdc-roster"  # made by the stack's Cloud Storage emulator (`cdc consume roster`)
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 _PG_CONF = """
@@ -94,6 +95,7 @@ class StackInfo:
         }
         if self.storage_port:
             env["STORAGE_EMULATOR_HOST"] = self.storage_host
+            env["CDC_ROSTER_BUCKET"] = ROSTER_BUCKET
         return env
 
 
@@ -233,10 +235,12 @@ def start_firestore(state: Path, port: int) -> int:
                            f"--port={port}"], state / "firestore.log")
 
 
-def start_storage(state: Path, port: int) -> int:
-    """The Cloud Storage emulator (cdc/local/storage_emulator.py), in memory."""
-    return start_emulator([sys.executable, "-m", "cdc.local.storage_emulator",
-                           f"--port={port}"], state / "storage.log")
+def start_storage(state: Path, port: int, bucket: str | None = None) -> int:
+    """The Cloud Storage emulator (cdc/local/storage_emulator.py), in memory, with
+    ``bucket`` made at the start."""
+    argv = [sys.executable, "-m", "cdc.local.storage_emulator", f"--port={port}"]
+    return start_emulator(argv + ([f"--bucket={bucket}"] if bucket else []),
+                          state / "storage.log")
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:
@@ -258,7 +262,7 @@ def start(state_dir: Path, *, postgres: bool = True, emulators: bool = True) -> 
         info.pubsub_pid = start_pubsub(state_dir, info.pubsub_port)
         info.firestore_pid = start_firestore(state_dir, info.firestore_port)
         info.storage_port = free_port()
-        info.storage_pid = start_storage(state_dir, info.storage_port)
+        info.storage_pid = start_storage(state_dir, info.storage_port, ROSTER_BUCKET)
     (state_dir / "stack.json").write_text(json.dumps(asdict(info), indent=2))
     if postgres:
         start_postgres(state_dir, info.pg_port)

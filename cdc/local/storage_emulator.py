@@ -68,11 +68,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--bucket", help="a bucket to create at the start")
     args = parser.parse_args()
     patch()
     from gcp_storage_emulator.server import create_server
 
-    create_server(args.host, args.port, in_memory=True).run()
+    create_server(args.host, args.port, in_memory=True, default_bucket=args.bucket).run()
 
 
 if __name__ == "__main__":
