@@ -153,13 +153,19 @@ def roster_of(objects: MemoryObjects) -> bytes:
     return stored.data if stored else b""
 
 
-def test_a_flush_uploads_only_when_the_set_changed() -> None:
-    objects = MemoryObjects()
+def loaded(objects: MemoryObjects, members: int) -> tuple[RosterWriter, RosterChange | None]:
+    """A writer that applied and flushed ``members`` inserts; the flush's upload."""
     w = writer(objects)
-    events = [comrade_event("c", n, after=K[n], lsn=100 + n) for n in range(3)]
+    events = [comrade_event("c", n, after=K[n], lsn=100 + n) for n in range(members)]
     for e in events:
         w.apply(e)
-    assert w.flush(events).uploaded == RosterChange(0, 3, 3, 0)
+    return w, w.flush(events).uploaded
+
+
+def test_a_flush_uploads_only_when_the_set_changed() -> None:
+    objects = MemoryObjects()
+    w, uploaded = loaded(objects, 3)
+    assert uploaded == RosterChange(0, 3, 3, 0)
     assert roster_of(objects) == render(K[:3])
     name_change = comrade_event("u", 0, before=K[0], after=K[0], lsn=200)
     w.apply(name_change)
@@ -170,11 +176,7 @@ def test_a_flush_uploads_only_when_the_set_changed() -> None:
 
 def test_the_guard_holds_a_big_drop_until_it_is_approved() -> None:
     objects = MemoryObjects()
-    w = writer(objects)
-    events = [comrade_event("c", n, after=K[n], lsn=100 + n) for n in range(20)]
-    for e in events:
-        w.apply(e)
-    w.flush(events)
+    w, _ = loaded(objects, 20)
     before = roster_of(objects)
     deletes = [comrade_event("d", n, before=K[n], lsn=300 + n) for n in range(2)]
     for e in deletes:
