@@ -85,13 +85,17 @@ class RosterRunner(SubscriberRunner):
     def run_once(self) -> int:
         if self._unsent:
             self.ack([])
+        waiting = bool(self.pending or self.writer.state.pending_sweeps)
         due = self._last_flush + self.interval - time.monotonic()
-        batch = self.prefetcher.take(self.max_messages, max(0.0, min(self.pull_timeout, due)))
+        wait = max(0.0, min(self.pull_timeout, due)) if waiting else self.pull_timeout
+        batch = self.prefetcher.take(self.max_messages, wait)
         if batch:
             self._apply(batch)
         if time.monotonic() >= self._last_flush + self.interval \
                 and (self.pending or self.writer.state.pending_sweeps):
             self._flush()
+        elif waiting and not batch and due <= 0:
+            self._stop.wait(0.05)  # a sweep not yet due: do not spin
         return len(batch)
 
     def _apply(self, batch: list[Delivery]) -> None:
