@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from cdc.contract.events import MEMBER_TABLE, ChangeEvent
 from cdc.contract.validation import decode
@@ -38,8 +39,7 @@ HOLD_LIMIT = 200_000  # messages held between two flushes (ack ids only, ~200 by
 
 
 class RosterMetrics:
-    def __init__(self, runner: RosterRunner) -> None:
-        r = runner.registry
+    def __init__(self, r: CollectorRegistry, pending: Callable[[], int]) -> None:
         self.lines = Gauge("cdc_roster_lines", "kennitalas in the roster object", registry=r)
         self.invalid = Gauge("cdc_roster_invalid_kennitalas",
                              "comrade rows left off the roster: their ssn fails the kennitala "
@@ -59,7 +59,7 @@ class RosterMetrics:
                                  "when the roster object was last written", registry=r)
         self.pending = Gauge("cdc_roster_messages_pending",
                              "messages applied and held until the next upload", registry=r)
-        self.pending.set_function(lambda: len(runner.pending))
+        self.pending.set_function(pending)
 
 
 class RosterRunner(SubscriberRunner):
@@ -78,7 +78,7 @@ class RosterRunner(SubscriberRunner):
         self.events: list[ChangeEvent] = []  # comrade events since the last flush
         self._last_flush = float("-inf")
         self._invalid_seen = -1
-        self.roster = RosterMetrics(self)
+        self.roster = RosterMetrics(self.registry, lambda: len(self.pending))
         self.roster.lines.set(len(writer.in_object))
         self._report_invalid()
 
