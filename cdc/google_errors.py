@@ -10,7 +10,10 @@ Google                                     project error
 =========================================  ==========================================
 AlreadyExists                              AlreadyExists (a Conflict)
 a conditional write's FailedPrecondition,  Conflict: another writer was first
-Aborted or NotFound
+Aborted or NotFound; Cloud Storage's
+PreconditionFailed (storage_boundary)
+Cloud Storage's NotFound (of a bucket)     SinkMisconfigured: create the bucket
+Cloud Storage's failed connection          SinkUnavailable
 a write's InvalidArgument about content    ContentRefused (a PoisonEvent), by kind only
 DeadlineExceeded, a timeout                TimedOut (a SinkUnavailable)
 NotFound                                   SinkMisconfigured: run `cdc setup`
@@ -29,6 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
@@ -48,7 +52,8 @@ CREDENTIALS_HINT = ("set GOOGLE_APPLICATION_CREDENTIALS to a service account key
                     "PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST")
 INDEX_HINT = ("deploy the composite indexes in firestore.indexes.json "
               "(firebase deploy --only firestore:indexes), see README.md")
-EMULATOR_VARIABLES = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST")
+EMULATOR_VARIABLES = ("PUBSUB_EMULATOR_HOST", "FIRESTORE_EMULATOR_HOST",
+                      "STORAGE_EMULATOR_HOST")
 _PERMANENT = (gexc.PermissionDenied, gexc.Unauthenticated, gexc.NotFound,
               gexc.InvalidArgument, gexc.FailedPrecondition)
 
@@ -149,6 +154,28 @@ def google_boundary(what: str, *, writing: bool = False) -> Iterator[None]:
                                 f"({_first_line(exc)})", hint=CREDENTIALS_HINT) from exc
     except TimeoutError as exc:
         raise TimedOut(f"{what}: timed out") from exc
+
+
+@contextlib.contextmanager
+def storage_boundary(what: str, bucket: str) -> Iterator[None]:
+    """:func:`google_boundary` for Cloud Storage (HTTP, not gRPC).
+
+    A write with a generation precondition that lost (412) is a :class:`Conflict`;
+    a missing bucket says to create it (not to run ``cdc setup``); a connection
+    that fails (the client's ``requests`` layer) is a :class:`SinkUnavailable`.
+    """
+    with google_boundary(what):
+        try:
+            yield
+        except gexc.PreconditionFailed as exc:  # a read or write with a generation that lost
+            raise Conflict(f"{what}: another writer was first") from exc
+        except gexc.NotFound as exc:  # objects are read with get_blob: None when missing
+            raise SinkMisconfigured(f"{what}: bucket {bucket} not found",
+                                    hint=f"create it (gcloud storage buckets create "
+                                         f"gs://{bucket}) or set CDC_ROSTER_BUCKET") from exc
+        except requests.RequestException as exc:
+            raise SinkUnavailable(f"{what}: {type(exc).__name__}",
+                                  hint=_unreachable_hint(str(exc))) from exc
 
 
 def _first_line(exc: BaseException) -> str:

@@ -61,6 +61,10 @@ class Settings:
     members_collection: str = "members"
     audit_collection: str = "sync_audit"
     ordering_keys: int = 256
+    roster_bucket: str | None = None
+    roster_object: str = "kennitalas.txt"
+    roster_interval: int = 60
+    roster_max_drop: float = 0.05
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -75,6 +79,7 @@ class Settings:
                self.audit_collection, "a collection id without '/'")
         _check(1 <= self.ordering_keys <= 4096, "CDC_ORDERING_KEYS", str(self.ordering_keys),
                "a whole number from 1 to 4096")
+        _check_roster(self)
         if not self.tables:
             raise ConfigError("CDC_TABLES is empty", hint="name at least one table")
         if self.database_url:  # a DSN that is no URL or conninfo: refused before any work
@@ -88,6 +93,10 @@ class Settings:
     @property
     def audit_subscription(self) -> str:
         return f"{self.topic}-audit"
+
+    @property
+    def roster_subscription(self) -> str:
+        return f"{self.topic}-roster"
 
     @property
     def dead_letter_topic(self) -> str:
@@ -105,11 +114,35 @@ class Settings:
             )
         return self.project
 
+    def require_roster_bucket(self) -> str:
+        if not self.roster_bucket:
+            raise ConfigError(
+                "CDC_ROSTER_BUCKET is not set",
+                hint="export CDC_ROSTER_BUCKET=<bucket of the voting roster> or pass "
+                     "--roster-bucket")
+        return self.roster_bucket
+
     def source_conninfo(self) -> str:
         """The source's conninfo: CDC_DATABASE_URL, or empty, when libpq's PG* variables
         decide. Never missing, so never an error here: a wrong one fails at the
         connection (cdc/postgres/connection.py), which says how to write it."""
         return self.database_url or ""
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._\-]{1,220}[a-z0-9]$")
+_OBJECT = re.compile(r"^[^\r\n#\[\]*?]{1,900}$")
+
+
+def _check_roster(s: Settings) -> None:
+    if s.roster_bucket:
+        _check(_BUCKET.match(s.roster_bucket), "CDC_ROSTER_BUCKET", s.roster_bucket,
+               "a bucket name: lower-case letters, digits, '-', '_' and '.'")
+    _check(_OBJECT.match(s.roster_object) and not s.roster_object.startswith(".well-known"),
+           "CDC_ROSTER_OBJECT", s.roster_object, "an object name such as kennitalas.txt")
+    _check(1 <= s.roster_interval <= 86_400, "CDC_ROSTER_INTERVAL", str(s.roster_interval),
+           "whole seconds from 1 to 86400")
+    _check(0.0 <= s.roster_max_drop <= 1.0, "CDC_ROSTER_MAX_DROP", str(s.roster_max_drop),
+           "a share from 0 to 1, e.g. 0.05 for 5%")
 
 
 def _check(ok: object, name: str, value: str, expected: str) -> None:

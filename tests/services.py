@@ -1,8 +1,8 @@
-"""Real services for integration tests: Postgres and the two emulators.
+"""Real services for integration tests: Postgres and the three emulators.
 
 Started once per test session with the same code as ``cdc stack up``
-(``cdc.local.stack``), unless ``CDC_TEST_DATABASE_URL``, ``PUBSUB_EMULATOR_HOST`` or
-``FIRESTORE_EMULATOR_HOST`` point at a running service.
+(``cdc.local.stack``), unless ``CDC_TEST_DATABASE_URL``, ``PUBSUB_EMULATOR_HOST``,
+``FIRESTORE_EMULATOR_HOST`` or ``STORAGE_EMULATOR_HOST`` point at a running service.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Services:
     project: str = "cdc-test"
     state_dir: Path | None = None
     started: list[str] = field(default_factory=list)
+    storage_host: str = ""
+    storage_pid: int = 0  # a Cloud Storage emulator of the session's own
 
     def database_url(self, dbname: str) -> str:
         return psycopg.conninfo.make_conninfo(self.admin_url, dbname=dbname)
@@ -69,6 +71,7 @@ def start_services() -> Services:
     firestore = os.environ.get("FIRESTORE_EMULATOR_HOST")
     state = Path(tempfile.mkdtemp(prefix="cdc-test-stack-"))
     started: list[str] = []
+    info = None
     if not (pg_url and pubsub and firestore):
         info = stack.start(state, postgres=not pg_url, emulators=not (pubsub and firestore))
         if not pg_url:
@@ -79,11 +82,25 @@ def start_services() -> Services:
             started.append("emulators")
     assert pg_url and pubsub and firestore
     services = Services(pg_url, pubsub, firestore, state_dir=state, started=started)
+    _storage_emulator(services, info.storage_host if info and "emulators" in started else None)
     os.environ["PUBSUB_EMULATOR_HOST"] = pubsub
     os.environ["FIRESTORE_EMULATOR_HOST"] = firestore
     os.environ["GOOGLE_CLOUD_PROJECT"] = services.project
     _make_template(services)
     return services
+
+
+def _storage_emulator(services: Services, started_host: str | None) -> None:
+    """STORAGE_EMULATOR_HOST: the one set, the stack's, or one of the session's own."""
+    host = os.environ.get("STORAGE_EMULATOR_HOST") or started_host
+    if not host:
+        assert services.state_dir is not None
+        port = stack.free_port()
+        services.storage_pid = stack.start_storage(services.state_dir, port)
+        stack.wait_for_port(port, 60, "the Cloud Storage emulator",
+                            services.state_dir / "storage.log")
+        host = f"http://127.0.0.1:{port}"
+    services.storage_host = os.environ["STORAGE_EMULATOR_HOST"] = host
 
 
 def _make_template(services: Services) -> None:
@@ -99,6 +116,8 @@ def _make_template(services: Services) -> None:
 
 
 def stop_services(services: Services) -> None:
+    if services.storage_pid:
+        stack.signal_group(services.storage_pid, signal.SIGKILL)
     if services.state_dir is not None and services.started:
         stack.stop(services.state_dir, remove=True)
 

@@ -61,6 +61,7 @@ def _register() -> None:
     from cdc.cli.demo_cmd import demo
     from cdc.cli.dlq_cmd import dlq
     from cdc.cli.members_cmd import members
+    from cdc.cli.roster_cmd import roster
     from cdc.cli.run_cmd import run
     from cdc.cli.setup_cmd import setup, teardown
     from cdc.cli.stack_cmd import stack
@@ -68,7 +69,7 @@ def _register() -> None:
     from cdc.cli.verify_cmd import verify
 
     for command in (setup, teardown, run, status, stack, demo, consume, dlq, backfill, audit,
-                    verify, members, dashboard):
+                    verify, members, dashboard, roster):
         _add_log_level(command)
         main.add_command(command)
 

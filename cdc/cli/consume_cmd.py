@@ -1,8 +1,11 @@
-"""``cdc consume firestore|audit``: the subscribers."""
+"""``cdc consume firestore|audit|roster``: the subscribers."""
 
 from __future__ import annotations
 
+import os
 import sys
+import time
+from collections.abc import Callable
 
 import click
 
@@ -26,7 +29,7 @@ _WORKERS = click.option(
 
 @click.group()
 def consume() -> None:
-    """Subscribers that apply change events to Firestore."""
+    """Subscribers that apply change events to Firestore and to the voting roster."""
 
 
 @consume.command()
@@ -63,6 +66,40 @@ def audit(settings: Settings, http_port: int, max_messages: int) -> None:
         client = gfirestore.Client(project=settings.require_project())
     _run("audit", settings, settings.audit_subscription, AuditHandler(settings, client),
          "cdc_audit", http_port, max_messages)
+
+
+@consume.command()
+@with_settings("project", "topic", "members_collection", "audit_collection", "roster_bucket",
+               "roster_object", "roster_interval", "roster_max_drop")
+@http_port_option("consume roster")
+def roster(settings: Settings, http_port: int) -> None:
+    """Keep the voting roster (gs://BUCKET/kennitalas.txt) equal to the current members."""
+    from google.cloud import firestore as gfirestore
+
+    from cdc.storage.objects import Objects
+    from consumers.roster.audit_trail import FirestoreAuditTrail
+    from consumers.roster.backfills import BackfillDocuments
+    from consumers.roster.runner import RosterRunner
+    from consumers.roster.store import RosterStore
+    from consumers.roster.writer import RosterWriter
+
+    objects = Objects(settings.require_roster_bucket(), settings.project)
+    objects.check_bucket()
+    with google_boundary("connecting to Firestore"):
+        client = gfirestore.Client(project=settings.require_project())
+    writer = RosterWriter(
+        RosterStore(objects, settings.roster_object), max_drop=settings.roster_max_drop,
+        quiet_s=max(2.0 * settings.roster_interval, 5.0),
+        audit=FirestoreAuditTrail(settings, client),
+        backfills=BackfillDocuments(settings, client), after_upload=_test_pause())
+    sys.exit(RosterRunner(settings=settings, writer=writer, http_port=http_port).run())
+
+
+def _test_pause() -> Callable[[], None] | None:
+    """Test-only: CDC_ROSTER_TEST_PAUSE_AFTER_UPLOAD=S sleeps S seconds between an upload
+    and the ack of its messages, the window a kill -9 test aims at (docs/roster.md)."""
+    seconds = float(os.environ.get("CDC_ROSTER_TEST_PAUSE_AFTER_UPLOAD") or 0)
+    return (lambda: time.sleep(seconds)) if seconds > 0 else None
 
 
 def _run(name: str, settings: Settings, subscription: str, handler: BatchHandler,

@@ -1,6 +1,6 @@
 """``cdc demo``: the whole pipeline on this machine, with demo members.
 
-It starts the local stack (Postgres + both emulators, ``cdc.local.stack``), loads
+It starts the local stack (Postgres + the emulators, ``cdc.local.stack``), loads
 the Django schema and a few demo members, runs ``cdc setup``, starts
 ``cdc run``, ``cdc consume firestore`` and ``cdc consume audit`` as child
 processes, makes some changes the way Django would (an admin edit, a

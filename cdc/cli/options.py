@@ -34,7 +34,8 @@ class SettingOption:
         self.name = option[2:].replace("-", "_")
 
     def decorate(self, func: F) -> F:
-        kind = int if isinstance(self.default, int) else str
+        kind = float if isinstance(self.default, float) else \
+            int if isinstance(self.default, int) else str
         return click.option(self.option, envvar=self.envvar, default=self.default, type=kind,
                             show_default=self.shown_default, show_envvar=True,
                             help=self.help)(func)  # type: ignore[no-any-return]
@@ -52,7 +53,8 @@ SETTING_OPTIONS = {o.name: o for o in (
     SettingOption("--tables", "CDC_TABLES", "comma-separated tables to capture", None,
                   "the four membership tables"),
     SettingOption("--topic", "CDC_TOPIC",
-                  "Pub/Sub topic; its subscriptions are <topic>-firestore and <topic>-audit, "
+                  "Pub/Sub topic; its subscriptions are <topic>-firestore, <topic>-audit and "
+                  "<topic>-roster, "
                   "its dead letters <topic>-dead-letter", "member-changes"),
     SettingOption("--members-collection", "CDC_MEMBERS_COLLECTION",
                   "Firestore collection of the member documents", "members"),
@@ -61,6 +63,16 @@ SETTING_OPTIONS = {o.name: o for o in (
     SettingOption("--ordering-keys", "CDC_ORDERING_KEYS",
                   "number of Pub/Sub ordering keys (1-4096); members are spread over them by "
                   "comrade id", 256),
+    SettingOption("--roster-bucket", "CDC_ROSTER_BUCKET",
+                  "Cloud Storage bucket of the voting roster (required by the roster "
+                  "commands)", None, False),
+    SettingOption("--roster-object", "CDC_ROSTER_OBJECT",
+                  "object in the bucket: the roster, one kennitala a line", "kennitalas.txt"),
+    SettingOption("--roster-interval", "CDC_ROSTER_INTERVAL",
+                  "seconds: the roster object is rewritten at most this often", 60),
+    SettingOption("--roster-max-drop", "CDC_ROSTER_MAX_DROP",
+                  "share of the roster's lines one upload may drop before it is held back "
+                  "for `cdc roster approve`", 0.05),
 )}
 assert set(SETTING_OPTIONS) == {f.name for f in fields(Settings)} - {"extra"}
 
@@ -68,9 +80,10 @@ assert set(SETTING_OPTIONS) == {f.name for f in fields(Settings)} - {"extra"}
 SOURCE = ("database_url", "slot", "publication", "tables")
 
 # CDC_HTTP_PORT: one default per long-running command, so that every process
-# starts beside the others on one host with no options (8083 and 8084 are
-# reserved for `cdc consume roster` and `cdc writeback`).
-DEFAULT_HTTP_PORTS = {"run": 8080, "consume firestore": 8081, "consume audit": 8082}
+# starts beside the others on one host with no options (8084 is reserved for
+# `cdc writeback`).
+DEFAULT_HTTP_PORTS = {"run": 8080, "consume firestore": 8081, "consume audit": 8082,
+                      "consume roster": 8083}
 
 
 def http_port_option(command: str) -> Callable[[F], F]:
@@ -108,7 +121,7 @@ def with_settings(*names: str) -> Callable[[F], F]:
 def build_settings(values: dict[str, Any]) -> Settings:
     """A Settings from the offered options' values; what is missing keeps its default."""
     given = {name: value for name, value in values.items() if name in SETTING_OPTIONS}
-    for name in ("database_url", "project"):
+    for name in ("database_url", "project", "roster_bucket"):
         if name in given:
             given[name] = given[name] or None
     if "tables" in given:

@@ -61,7 +61,7 @@ def stack() -> None:
               help="also load a few made-up members (sql/demo.sql), as if the register "
                    "already had them")
 def up(state_dir: Path, demo_members: bool) -> None:
-    """Start Postgres and both emulators, load the Django schema, print the exports.
+    """Start Postgres and the emulators, load the Django schema, print the exports.
 
     Take the exports into your shell with eval "$(cdc stack up)"; in another
     shell, eval "$(cdc stack env)".

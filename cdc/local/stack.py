@@ -1,5 +1,6 @@
-"""The local stack: a throwaway Postgres (wal_level=logical) and the two
-Google emulators, on free loopback ports.
+"""The local stack: a throwaway Postgres (wal_level=logical), the Pub/Sub and
+Firestore emulators and a Cloud Storage emulator (the voting roster), on free
+loopback ports.
 
 ``cdc stack up`` starts it for people, the test fixtures start it for tests;
 both use :func:`start` and :func:`stop`. The state (ports, pids, data) lives in
@@ -17,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -35,6 +37,7 @@ GCLOUD_PLATFORM = Path(os.environ.get("CDC_GCLOUD_PLATFORM", DEFAULT_GCLOUD_PLAT
 PUBSUB_EMULATOR = "pubsub-emulator/bin/cloud-pubsub-emulator"  # under GCLOUD_PLATFORM
 FIRESTORE_EMULATOR = "cloud-firestore-emulator/cloud_firestore_emulator"
 PROJECT = "cdc-local"
+ROSTER_BUCKET = "cdc-roster"  # made by the stack's Cloud Storage emulator (`cdc consume roster`)
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 _PG_CONF = """
@@ -63,6 +66,8 @@ class StackInfo:
     pubsub_pid: int
     firestore_pid: int
     project: str = PROJECT
+    storage_port: int = 0  # 0: a stack started before it had one
+    storage_pid: int = 0
 
     @property
     def database_url(self) -> str:
@@ -76,14 +81,22 @@ class StackInfo:
     def firestore_host(self) -> str:
         return f"127.0.0.1:{self.firestore_port}"
 
+    @property
+    def storage_host(self) -> str:
+        return f"http://127.0.0.1:{self.storage_port}"
+
     def env(self) -> dict[str, str]:
         """The variables a shell or a test process exports to use the stack."""
-        return {
+        env = {
             "CDC_DATABASE_URL": self.database_url,
             "PUBSUB_EMULATOR_HOST": self.pubsub_host,
             "FIRESTORE_EMULATOR_HOST": self.firestore_host,
             "GOOGLE_CLOUD_PROJECT": self.project,
         }
+        if self.storage_port:
+            env["STORAGE_EMULATOR_HOST"] = self.storage_host
+            env["CDC_ROSTER_BUCKET"] = ROSTER_BUCKET
+        return env
 
 
 def free_port() -> int:
@@ -222,6 +235,14 @@ def start_firestore(state: Path, port: int) -> int:
                            f"--port={port}"], state / "firestore.log")
 
 
+def start_storage(state: Path, port: int, bucket: str | None = None) -> int:
+    """The Cloud Storage emulator (cdc/local/storage_emulator.py), in memory, with
+    ``bucket`` made at the start."""
+    argv = [sys.executable, "-m", "cdc.local.storage_emulator", f"--port={port}"]
+    return start_emulator(argv + ([f"--bucket={bucket}"] if bucket else []),
+                          state / "storage.log")
+
+
 def signal_group(pid: int, sig: signal.Signals) -> None:
     """Send ``sig`` to an emulator and its children (the JVM)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -240,6 +261,8 @@ def start(state_dir: Path, *, postgres: bool = True, emulators: bool = True) -> 
     if emulators:
         info.pubsub_pid = start_pubsub(state_dir, info.pubsub_port)
         info.firestore_pid = start_firestore(state_dir, info.firestore_port)
+        info.storage_port = free_port()
+        info.storage_pid = start_storage(state_dir, info.storage_port, ROSTER_BUCKET)
     (state_dir / "stack.json").write_text(json.dumps(asdict(info), indent=2))
     if postgres:
         start_postgres(state_dir, info.pg_port)
@@ -247,6 +270,8 @@ def start(state_dir: Path, *, postgres: bool = True, emulators: bool = True) -> 
         wait_for_port(info.pubsub_port, 60, "the Pub/Sub emulator", state_dir / "pubsub.log")
         wait_for_port(info.firestore_port, 60, "the Firestore emulator",
                       state_dir / "firestore.log")
+        wait_for_port(info.storage_port, 60, "the Cloud Storage emulator",
+                      state_dir / "storage.log")
     return info
 
 
@@ -263,7 +288,7 @@ def stop(state_dir: Path, *, remove: bool = False) -> None:
     info = load(state_dir)
     stop_postgres(state_dir)
     if info is not None:
-        for pid in (info.pubsub_pid, info.firestore_pid):
+        for pid in (info.pubsub_pid, info.firestore_pid, info.storage_pid):
             if pid:
                 signal_group(pid, signal.SIGCONT)
                 signal_group(pid, signal.SIGKILL)

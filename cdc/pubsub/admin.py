@@ -71,7 +71,7 @@ class PubSubAdmin:
         return True
 
     def ensure_all(self) -> list[str]:
-        """Topic, dead-letter topic, and the three subscriptions. Returns what was done."""
+        """Topic, dead-letter topic, and the four subscriptions. Returns what was done."""
         s = self.settings
         created = []
         for topic in (s.topic, s.dead_letter_topic):
@@ -80,6 +80,8 @@ class PubSubAdmin:
         subs = [
             (s.firestore_subscription, s.topic, True, s.dead_letter_topic),
             (s.audit_subscription, s.topic, True, s.dead_letter_topic),
+            # unordered: the roster holds messages for an interval, and applies by version
+            (s.roster_subscription, s.topic, False, s.dead_letter_topic),
             (s.dead_letter_subscription, s.dead_letter_topic, False, None),
         ]
         for name, topic, ordered, dlq in subs:
@@ -150,8 +152,9 @@ class PubSubAdmin:
             f"create ordered subscription {s.firestore_subscription} with dead-letter policy "
             f"({MAX_DELIVERY_ATTEMPTS} attempts -> {s.dead_letter_topic})",
             f"create ordered subscription {s.audit_subscription} with dead-letter policy",
+            f"create subscription {s.roster_subscription} (unordered) with dead-letter policy",
             f"create subscription {s.dead_letter_subscription} on {s.dead_letter_topic}",
-            f"give both a retry policy ({RETRY_TEXT})",
+            f"give the three a retry policy ({RETRY_TEXT})",
             f"give existing subscriptions an ack deadline of {ACK_DEADLINE_S} s, the "
             "dead-letter policy and the retry policy (if different)",
         ]

@@ -19,6 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from cdc.pubsub import publisher
 from cdc.reader import metrics
+from consumers.roster.runner import RosterMetrics
 from consumers.runner import RunnerMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,10 @@ def exported_names() -> set[str]:
         registry = CollectorRegistry()
         RunnerMetrics(prefix, registry)
         families += list(registry.collect())
+    roster = CollectorRegistry()  # `cdc consume roster`: the runner's and its own
+    RunnerMetrics("cdc_roster", roster)
+    RosterMetrics(roster, lambda: 0)
+    families += list(roster.collect())
     return {family.name + suffix for family in families for suffix in _SUFFIXES[family.type]}
 
 

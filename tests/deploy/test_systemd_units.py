@@ -16,7 +16,8 @@ from tests.deploy.unit_verification import verify_units
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"
-CDC_UNITS = ["cdc-run@.service", "cdc-consume-firestore.service", "cdc-consume-audit.service"]
+CDC_UNITS = ["cdc-run@.service", "cdc-consume-firestore.service", "cdc-consume-audit.service",
+             "cdc-consume-roster.service"]
 SERVED = [*CDC_UNITS, "cdc-dashboard.service"]
 
 
@@ -32,7 +33,8 @@ def directives(unit: str) -> dict[str, list[str]]:
 def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     units = {path.name: path.read_text() for path in SYSTEMD.glob("*.service")}
     names = ["cdc-run@8080.service", "cdc-consume-firestore.service",
-             "cdc-consume-audit.service", "cdc-pgpass.service", "cdc-dashboard.service"]
+             "cdc-consume-audit.service", "cdc-consume-roster.service", "cdc-pgpass.service",
+             "cdc-dashboard.service"]
     assert verify_units(tmp_path, units, names) == ""
 
 

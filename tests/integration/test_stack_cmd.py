@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +40,11 @@ def test_stack_up_starts_postgres_with_the_schema_and_down_purges_it(state_dir: 
     assert up.exit_code == 0, up.output
     env = exports(up.stdout)
     assert set(env) == {"CDC_DATABASE_URL", "PUBSUB_EMULATOR_HOST",
-                        "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"}
+                        "FIRESTORE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT",
+                        "STORAGE_EMULATOR_HOST", "CDC_ROSTER_BUCKET"}
+    with urllib.request.urlopen(f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b/"
+                                f"{env['CDC_ROSTER_BUCKET']}", timeout=10) as bucket:
+        assert bucket.status == 200  # the roster's bucket is there
     with psycopg.connect(env["CDC_DATABASE_URL"]) as conn:
         assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
         tables = {r[0] for r in conn.execute(

@@ -1,5 +1,5 @@
-"""A command a person waits for ends with one line within seconds when Pub/Sub
-or Firestore cannot be reached (cdc/google_deadlines.py), instead of retrying
+"""A command a person waits for ends with one line within seconds when Pub/Sub,
+Firestore or Cloud Storage cannot be reached (cdc/google_deadlines.py), instead of retrying
 for minutes: ``cdc audit`` used to sit silent for 4 min 54 s."""
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ GOOGLE_ONLY = [
     ["dlq", "list"],
     ["dlq", "replay", "--all"],
     ["members", "show", "0101701259"],
+    ["roster", "show"],
+    ["roster", "approve"],
+    ["consume", "roster"],
 ]
 WITH_POSTGRES = [
     ["setup"],
@@ -35,6 +38,7 @@ def run_unreachable(args: list[str],
                     database_url: str | None = None) -> subprocess.CompletedProcess[str]:
     closed = f"127.0.0.1:{stack.free_port()}"  # nothing listens there
     env = {**os.environ, "PUBSUB_EMULATOR_HOST": closed, "FIRESTORE_EMULATOR_HOST": closed,
+           "STORAGE_EMULATOR_HOST": f"http://{closed}", "CDC_ROSTER_BUCKET": "cdc-roster",
            "GOOGLE_CLOUD_PROJECT": "cdc-unreachable"}
     if database_url:
         env["CDC_DATABASE_URL"] = database_url

@@ -29,6 +29,8 @@ DERIVED = {
     "source_conninfo": "database_url",
     "firestore_subscription": "topic",
     "audit_subscription": "topic",
+    "roster_subscription": "topic",
+    "require_roster_bucket": "roster_bucket",
     "dead_letter_topic": "topic",
     "dead_letter_subscription": "topic",
 }

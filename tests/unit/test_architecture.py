@@ -21,7 +21,7 @@ PACKAGES = ("cdc", "consumers")
 # The layers, lowest first; a package may import its own layer and those below.
 BASICS = ("cdc.errors", "cdc.lsn", "cdc.settings", "cdc.backoff", "cdc.telemetry",
           "cdc.google_errors")
-ADAPTERS = ("cdc.postgres", "cdc.pubsub", "cdc.firestore")
+ADAPTERS = ("cdc.postgres", "cdc.pubsub", "cdc.firestore", "cdc.storage")
 APPLICATIONS = ("cdc.reader", "cdc.backfill", "cdc.verify", "cdc.status", "cdc.dashboard",
                 "consumers")
 SHELL = ("cdc.cli", "cdc.local", "cdc.__main__")
@@ -46,7 +46,8 @@ RULES = [
                            "cdc.google_errors"),
          "the member model is pure: rows and events in, documents out, no I/O"),
     Rule(ADAPTERS, ("cdc.member", *APPLICATIONS, *SHELL),
-         "Postgres, Pub/Sub and Firestore adapters know no member and no application"),
+         "Postgres, Pub/Sub, Firestore and Cloud Storage adapters know no member and no "
+         "application"),
     Rule(("cdc.postgres.pgoutput",), ("psycopg", "google", "cdc.postgres.replication",
                                       "cdc.postgres.connection"),
          "the pgoutput decoder is pure: bytes in, typed messages out"),

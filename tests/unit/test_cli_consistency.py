@@ -45,6 +45,8 @@ NOT_OPTIONS = {
     "PUBSUB_EMULATOR_HOST": "the Google client's own",
     "FIRESTORE_EMULATOR_HOST": "the Google client's own",
     "CDC_DASHBOARD_TOKEN": "a secret: a command line is visible to every user of the machine",
+    "STORAGE_EMULATOR_HOST": "the Google client's own",
+    "CDC_ROSTER_TEST_PAUSE_AFTER_UPLOAD": "test-only: a kill -9 window (consumers/roster)",
 }
 
 

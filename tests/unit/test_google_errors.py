@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import requests
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import DefaultCredentialsError
 
-from cdc.errors import ConfigError, SinkMisconfigured, SinkUnavailable
-from cdc.google_errors import INDEX_HINT, google_boundary, refused_content
+from cdc.errors import ConfigError, Conflict, SinkMisconfigured, SinkUnavailable
+from cdc.google_errors import INDEX_HINT, google_boundary, refused_content, storage_boundary
+from cdc.settings import Settings
 
 
 def raised(kind: type[gexc.GoogleAPICallError], message: str) -> gexc.GoogleAPICallError:
@@ -95,3 +97,28 @@ def test_a_call_that_ran_out_of_retries_says_it_got_no_answer_and_names_the_emul
                            "ServiceUnavailable: 503 failed to connect")
     assert line.endswith("check that the emulator is running and reachable "
                          "(FIRESTORE_EMULATOR_HOST=127.0.0.1:9)")
+
+
+def test_a_storage_write_that_lost_its_generation_precondition_is_a_conflict() -> None:
+    with pytest.raises(Conflict), storage_boundary("writing gs://b/k.txt", "b"):
+        raise gexc.PreconditionFailed("conditionNotMet")  # type: ignore[no-untyped-call]
+
+
+def test_a_missing_bucket_says_to_create_it_not_to_run_setup() -> None:
+    with pytest.raises(SinkMisconfigured) as raised, storage_boundary("reading", "votes"):
+        raise gexc.NotFound("no such bucket")  # type: ignore[no-untyped-call]
+    assert "gcloud storage buckets create gs://votes" in raised.value.one_line()
+
+
+def test_a_refused_storage_connection_is_retryable() -> None:
+    with pytest.raises(SinkUnavailable), storage_boundary("reading", "b"):
+        raise requests.ConnectionError("refused")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("roster_bucket", "Not A Bucket"), ("roster_interval", 0), ("roster_max_drop", 1.5),
+    ("roster_object", "a\nb")])
+def test_a_wrong_roster_setting_is_refused_by_name(field: str, value: object) -> None:
+    with pytest.raises(ConfigError) as raised:
+        Settings(**{field: value})  # type: ignore[arg-type]
+    assert f"CDC_{field.upper()}" in raised.value.one_line()

@@ -1,0 +1,1 @@
+"""Cloud Storage: whole objects read and written under generation preconditions."""
