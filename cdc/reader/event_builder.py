@@ -30,7 +30,6 @@ ignored: it never stops the stream.
 from __future__ import annotations
 
 import json
-
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any

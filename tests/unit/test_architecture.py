@@ -22,7 +22,8 @@ PACKAGES = ("cdc", "consumers")
 BASICS = ("cdc.errors", "cdc.lsn", "cdc.settings", "cdc.backoff", "cdc.telemetry",
           "cdc.google_errors")
 ADAPTERS = ("cdc.postgres", "cdc.pubsub", "cdc.firestore")
-APPLICATIONS = ("cdc.reader", "cdc.backfill", "cdc.verify", "cdc.status", "consumers")
+APPLICATIONS = ("cdc.reader", "cdc.backfill", "cdc.verify", "cdc.status", "cdc.writeback",
+                "consumers")
 SHELL = ("cdc.cli", "cdc.local", "cdc.__main__")
 
 
@@ -55,7 +56,13 @@ RULES = [
     Rule(("consumers",), ("cdc.postgres", "cdc.reader", "cdc.backfill", "cdc.verify",
                           "cdc.cli", "psycopg"),
          "the consumers work from the change stream alone and never query Postgres"),
-    Rule(("cdc.backfill",), ("cdc.reader", "cdc.verify", *SHELL),
+    Rule(("cdc.writeback",), ("cdc.reader", "cdc.status", "cdc.pubsub", *SHELL),
+         "the write-back writes to Postgres and Firestore; the change stream brings its "
+         "edits back like any other change"),
+    Rule(("cdc.writeback.request", "cdc.writeback.conflict"), ("psycopg", "google",
+                                                               *ADAPTERS),
+         "the request's validation and the conflict rule are pure"),
+    Rule(("cdc.backfill",), ("cdc.reader", "cdc.verify", "cdc.writeback", *SHELL),
          "the backfill publishes beside the reader, not through it"),
     Rule((*APPLICATIONS, *ADAPTERS, "cdc.member", "cdc.contract", *BASICS),
          ("google.api_core.exceptions", "psycopg.errors"),

@@ -1,0 +1,186 @@
+"""One edit request, applied to Postgres in one transaction (docs/writeback.md).
+
+In order, on one connection:
+
+1. ``pg_advisory_lock`` (session level), then
+   ``pg_replication_origin_session_setup('cdc_writeback')``: a replication
+   origin can be active in one session at a time, so the write-back processes
+   take turns for the few milliseconds of a transaction. (An origin is
+   cluster-wide, an advisory lock per database: a write-back of another
+   database that holds the origin makes the setup fail with SlotBusy, and the
+   request is tried again.)
+2. ``BEGIN``. The request id in ``cdc_writeback_requests``? Then it was decided
+   before (by this process before a crash, or by another one): that outcome
+   is the answer, and nothing is written again.
+3. The comrade row by kennitala ``FOR UPDATE`` (none: rejected), its child rows
+   ``FOR UPDATE``, the conflict rule (cdc/writeback/conflict.py).
+4. When something changes: ``pg_logical_emit_message(true, 'cdc.writeback',
+   {"request", "uid"})`` first, so that the reader stamps every event of the
+   transaction with who asked, then the UPDATEs and INSERTs.
+5. The outcome into ``cdc_writeback_requests``; ``COMMIT``. The commit carries
+   the origin: pgoutput sends an Origin message before its changes.
+6. ``pg_replication_origin_session_reset()``, ``pg_advisory_unlock``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from cdc.postgres.connection import connect
+from cdc.postgres.errors import postgres_boundary
+from cdc.postgres.writeback_setup import ORIGIN, REQUESTS_TABLE
+from cdc.telemetry.logs import fields
+from cdc.writeback.conflict import (
+    ADDRESS,
+    CONTACT,
+    EMAIL,
+    MemberRows,
+    StoredMember,
+    Write,
+    conflict_reason,
+    planned_writes,
+)
+from cdc.writeback.request import APPLIED, CONFLICT, REJECTED, EditRequest
+
+log = logging.getLogger(__name__)
+
+MESSAGE_PREFIX = "cdc.writeback"  # cdc/reader/event_builder.py reads it
+LOCK_KEY = 0x63646377  # 'cdcw': the write-back transactions' advisory lock
+UNKNOWN_MEMBER = "no member has this kennitala"
+# test only (docs/writeback.md): seconds to sleep after the commit, before the
+# status is written, so that a test can kill the process exactly there
+PAUSE_AFTER_COMMIT_ENV = "CDC_WRITEBACK_TEST_PAUSE_AFTER_COMMIT"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    reason: str | None = None
+    writes: int = 0
+    replayed: bool = False
+    """Decided by an earlier transaction (a crash before the status, another process)."""
+
+
+class Transactions:
+    """Applies requests on one connection of its own (a worker's)."""
+
+    def __init__(self, conninfo: str, *, on_commit: Callable[[], None] | None = None) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.Connection[Any] | None = None
+        pause = float(os.environ.get(PAUSE_AFTER_COMMIT_ENV, "0") or 0)
+        self._on_commit = on_commit or (lambda: time.sleep(pause) if pause > 0 else None)
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._conninfo, autocommit=True,
+                                 application_name="cdc-writeback",
+                                 options="-c TimeZone=UTC")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def apply(self, request: EditRequest, stored: StoredMember | None) -> Outcome:
+        """Decide and, when it applies, write the request; at most once per request id."""
+        conn = self._connection()
+        try:
+            with postgres_boundary("applying an edit request"):
+                conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+                try:
+                    conn.execute("SELECT pg_replication_origin_session_setup(%s)", (ORIGIN,))
+                    try:
+                        with conn.transaction():
+                            outcome = _decide(conn, request, stored)
+                    finally:
+                        conn.execute("SELECT pg_replication_origin_session_reset()")
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        except BaseException:
+            self.close()  # a broken session may still hold the origin: start afresh
+            raise
+        if not outcome.replayed:
+            self._on_commit()
+        return outcome
+
+
+def _decide(conn: psycopg.Connection[Any], request: EditRequest,
+            stored: StoredMember | None) -> Outcome:
+    recorded = conn.execute(
+        sql.SQL("SELECT outcome, reason FROM {} WHERE request_id = %s").format(
+            sql.Identifier(REQUESTS_TABLE)), (request.request_id,)).fetchone()
+    if recorded is not None:
+        return Outcome(recorded[0], recorded[1], replayed=True)
+    rows = _locked_rows(conn, request.kennitala)
+    if rows is None:
+        outcome = Outcome(REJECTED, UNKNOWN_MEMBER)
+    else:
+        reason = conflict_reason(request, stored, rows)
+        if reason is not None:
+            outcome = Outcome(CONFLICT, reason)
+        else:
+            writes = planned_writes(request, rows)
+            if writes:
+                conn.execute("SELECT pg_logical_emit_message(true, %s, %s)", (
+                    MESSAGE_PREFIX, json.dumps({"request": request.request_id,
+                                                "uid": request.uid})))
+                for write in writes:
+                    _write(conn, write)
+            outcome = Outcome(APPLIED, writes=len(writes))
+    conn.execute(
+        sql.SQL("INSERT INTO {} (request_id, comrade_id, uid, outcome, reason) "
+                "VALUES (%s, %s, %s, %s, %s)").format(sql.Identifier(REQUESTS_TABLE)),
+        (request.request_id, None if rows is None else rows.comrade["id"], request.uid,
+         outcome.status, outcome.reason))
+    log.info("edit request decided", extra=fields(
+        request=request.request_id, outcome=outcome.status, writes=outcome.writes))
+    return outcome
+
+
+def _locked_rows(conn: psycopg.Connection[Any], kennitala: str) -> MemberRows | None:
+    found = conn.execute(
+        "SELECT row_to_json(c) FROM membership_comrade c WHERE ssn = %s FOR UPDATE",
+        (kennitala,)).fetchone()
+    if found is None:
+        return None
+    comrade = found[0]
+    cid = comrade["id"]
+
+    def child(table: str, order: str = "") -> list[dict[str, Any]]:
+        query = sql.SQL("SELECT row_to_json(t) FROM {} t WHERE comrade_id = %s {} FOR UPDATE")
+        return [r[0] for r in conn.execute(query.format(sql.Identifier(table), sql.SQL(order)),
+                                           (cid,))]
+
+    contact = child(CONTACT)
+    address = child(ADDRESS)
+    return MemberRows(comrade, contact[0] if contact else None, address[0] if address else None,
+                      child(EMAIL, "ORDER BY id"))
+
+
+def _write(conn: psycopg.Connection[Any], write: Write) -> None:
+    table = sql.Identifier(write.table)
+    columns = list(write.values)
+    if write.key is None:
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            table, sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        conn.execute(statement, list(write.values.values()))
+        return
+    assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(c))
+                                     for c in columns)
+    condition = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c))
+                                      for c in write.key)
+    conn.execute(sql.SQL("UPDATE {} SET {} WHERE {}").format(table, assignments, condition),
+                 [*write.values.values(), *write.key.values()])
+
+
