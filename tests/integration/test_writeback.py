@@ -54,6 +54,13 @@ def shown(document: dict[str, object] | None, path: str) -> object:
     return value
 
 
+def wait_until_shown(pipeline: Pipeline, ssn: str, path: str, value: str) -> None:
+    def there() -> bool:
+        return shown(pipeline.member(ssn), path) == value
+
+    wait_for(there, what=f"{path} in the member document")
+
+
 def test_each_field_path_is_applied_and_comes_back_to_the_member_document(
         pipeline: Pipeline, database_url: str) -> None:
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -66,9 +73,7 @@ def test_each_field_path_is_applied_and_comes_back_to_the_member_document(
             outcome = pipeline.outcome(request_id)
             assert outcome["status"] == "applied", outcome
             assert columns(database_url, query, cid) == (value,)
-            wait_for(lambda n=n, path=path, value=value:
-                     shown(pipeline.member(kennitala(n)), path) == value,
-                     what=f"{path} in the member document")
+            wait_until_shown(pipeline, kennitala(n), path, value)
     records = wait_for(lambda: pipeline.audit(request_id), what="the audit record")
     assert [(r["origin"], r["requested_by"]) for r in records] == [("cdc_writeback", "uid-2")]
     assert row_writes(database_url, origin=True) == 2 * len(FIELDS)
