@@ -46,7 +46,7 @@ def decided(database_url: str) -> int:
 
 
 def count(pipeline: Pipeline, collection: str, field: str, value: Any) -> int:
-    query = pipeline.db.collection(collection).where(
+    query: Any = pipeline.db.collection(collection).where(
         filter=firestore.FieldFilter(field, "==", value)).count()
     return int(query.get()[0][0].value)
 
@@ -100,7 +100,7 @@ class OldTrigger:
         self.queued: list[str] = []
         self.lock = threading.Lock()
         members = pipeline.db.collection(pipeline.settings.members_collection)
-        self.watch = members.on_snapshot(self.on_snapshot)
+        self.watch: Any = members.on_snapshot(self.on_snapshot)
 
     def on_snapshot(self, docs: Any, changes: Any, _read_time: Any) -> None:
         with self.lock:
