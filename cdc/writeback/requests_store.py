@@ -2,16 +2,25 @@
 
 - :meth:`RequestStore.pending`: the requests still ``pending`` (at start-up,
   and as a periodic sweep);
-- :meth:`RequestStore.listen`: a real-time listener on the same query, which
-  hands the ids of added or modified pending requests to a callback;
-- :meth:`RequestStore.decide`: writes the outcome in a Firestore transaction
-  that first checks the request is still ``pending``, so that two processes
-  never both decide it (the second one's transaction finds it decided).
+- :meth:`RequestStore.listen`: a real-time listener on the same query,
+  limited to a window of ``LISTEN_WINDOW`` requests, which hands the ids of
+  added or modified pending requests to a callback. As requests are decided
+  they leave the window and the next pending ones enter it, so a backlog is
+  seen in full; the window keeps the cost of every write to a request low
+  (the emulator re-evaluates a listener's whole result on each write: with
+  1,000 pending requests an unlimited listener made each write 15 times
+  slower);
+- :meth:`RequestStore.decide`: writes the outcome with a precondition: the
+  request is unchanged since it was read as ``pending``. Two processes never
+  both decide it: the second one's write fails, it reads the request again and
+  finds it decided. (A precondition, not a Firestore transaction: the
+  emulator's pessimistic transactions made a burst of requests 10 times slower.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +30,19 @@ from cdc.google_errors import google_boundary
 from cdc.member.version import Version
 from cdc.writeback.conflict import StoredMember
 from cdc.writeback.request import PENDING
+
+LISTEN_WINDOW = 100
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    body: Mapping[str, Any]
+    created: datetime | None
+    updated: datetime | None  # the precondition of the outcome's write
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.body.get("status", PENDING) == PENDING)
 
 
 class RequestStore:
@@ -44,15 +66,15 @@ class RequestStore:
                 on_ids(ids)
 
         with google_boundary("listening to edit requests"):
-            return self._query.on_snapshot(on_snapshot)
+            return self._query.limit(LISTEN_WINDOW).on_snapshot(on_snapshot)
 
-    def read(self, request_id: str) -> tuple[Mapping[str, Any], datetime | None] | None:
-        """The request's fields and its creation time, or None when it is gone."""
+    def read(self, request_id: str) -> StoredRequest | None:
+        """The request as stored now, or None when it is gone."""
         with google_boundary("reading an edit request"):
             snap = self.edits.document(request_id).get()
         if not snap.exists:
             return None
-        return snap.to_dict() or {}, snap.create_time
+        return StoredRequest(snap.to_dict() or {}, snap.create_time, snap.update_time)
 
     def member(self, kennitala: str) -> StoredMember | None:
         """The member document: its ``_cdc.version`` and content without ``_cdc``."""
@@ -65,20 +87,12 @@ class RequestStore:
         version = Version.parse_or_none(cdc.get("version") if isinstance(cdc, dict) else None)
         return StoredMember(version, body)
 
-    def decide(self, request_id: str, status: str, reason: str | None) -> bool:
-        """Write the outcome unless the request is decided already; True when written."""
-        ref = self.edits.document(request_id)
-
-        @firestore.transactional  # type: ignore[misc]
-        def write(transaction: firestore.Transaction) -> bool:
-            snap = ref.get(transaction=transaction)
-            if not snap.exists or (snap.to_dict() or {}).get("status", PENDING) != PENDING:
-                return False
-            outcome: dict[str, Any] = {"status": status, "decided_at": firestore.SERVER_TIMESTAMP}
-            if reason is not None:
-                outcome["reason"] = reason
-            transaction.update(ref, outcome)
-            return True
-
+    def decide(self, request_id: str, read: StoredRequest, status: str,
+               reason: str | None) -> None:
+        """Write the outcome on the request as ``read``; Conflict when it changed since."""
+        outcome: dict[str, Any] = {"status": status, "decided_at": firestore.SERVER_TIMESTAMP}
+        if reason is not None:
+            outcome["reason"] = reason
+        option = self.client.write_option(last_update_time=read.updated)
         with google_boundary("writing an edit request's outcome", writing=True):
-            return bool(write(self.client.transaction()))
+            self.edits.document(request_id).update(outcome, option=option)

@@ -25,13 +25,14 @@ import queue
 import signal
 import threading
 import time
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cdc.backoff import Backoff
-from cdc.errors import CdcError, policy
+from cdc.errors import CdcError, Conflict, policy
 from cdc.telemetry.health import HealthServer
 from cdc.telemetry.logs import fields
 from cdc.writeback.request import REJECTED, Rejected, parse_request
@@ -41,6 +42,7 @@ from cdc.writeback.transaction import Outcome, Transactions
 log = logging.getLogger(__name__)
 
 STALE_AFTER_SECONDS = 120.0
+FINISHED_KEPT = 100_000  # ids of requests decided here that are not queued again
 
 
 class WritebackMetrics:
@@ -73,7 +75,8 @@ class WritebackRunner:
         self.registry = CollectorRegistry()
         self.metrics = WritebackMetrics(self.registry)
         self._queue: queue.Queue[str] = queue.Queue()
-        self._queued: set[str] = set()
+        self._queued: set[str] = set()  # queued or in a worker's hands
+        self._finished: OrderedDict[str, None] = OrderedDict()  # decided here, recently
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._failure: str | None = None
@@ -144,9 +147,11 @@ class WritebackRunner:
 
     # -- the queue --------------------------------------------------------------------
     def enqueue(self, ids: list[str]) -> None:
+        """Queue these ids, except those queued, in hand, or decided here lately (the
+        listener hands out a request again when its stream resets)."""
         with self._lock:
             for request_id in ids:
-                if request_id not in self._queued:
+                if request_id not in self._queued and request_id not in self._finished:
                     self._queued.add(request_id)
                     self._queue.put(request_id)
 
@@ -156,9 +161,13 @@ class WritebackRunner:
         except queue.Empty:
             return None
 
-    def _done(self, request_id: str) -> None:
+    def _done(self, request_id: str, *, finished: bool) -> None:
         with self._lock:
             self._queued.discard(request_id)
+            if finished:
+                self._finished[request_id] = None
+                while len(self._finished) > FINISHED_KEPT:
+                    self._finished.popitem(last=False)
 
     def _work(self) -> None:
         transactions = Transactions(self.conninfo)
@@ -168,44 +177,58 @@ class WritebackRunner:
                 request_id = self._take()
                 if request_id is None:
                     continue
-                self._done(request_id)  # a new change of it may be queued meanwhile
                 try:
                     self.handle(request_id, transactions)
+                    self._done(request_id, finished=True)
                     backoff.reset()
                 except CdcError as exc:
+                    self._done(request_id, finished=False)
                     if not policy(exc).retry:
                         self._fail(exc)
                         return
-                    self.metrics.retries.inc()
                     log.warning("writeback will retry a request", extra=fields(
                         request=request_id, error=exc.one_line()))
-                    self._stop.wait(backoff.next_delay())
-                    self.enqueue([request_id])
+                    self._retry(request_id, backoff)
+                except Exception:  # a bug: never lose the worker, never lose the request
+                    self._done(request_id, finished=False)
+                    log.exception("unexpected error; the request is tried again",
+                                  extra=fields(request=request_id))
+                    transactions.close()
+                    self._retry(request_id, backoff)
         finally:
             transactions.close()
+
+    def _retry(self, request_id: str, backoff: Backoff) -> None:
+        self.metrics.retries.inc()
+        self._stop.wait(backoff.next_delay())
+        self.enqueue([request_id])
 
     # -- one request ----------------------------------------------------------------
     def handle(self, request_id: str, transactions: Transactions) -> Outcome | None:
         """Decide one request and write its outcome; None when it was not pending."""
         started = time.perf_counter()
-        found = self.store.read(request_id)
-        if found is None:
-            return None
-        body, created = found
-        if body.get("status", "pending") != "pending":
+        stored = self.store.read(request_id)
+        if stored is None or not stored.pending:
             return None
         try:
-            request = parse_request(request_id, body)
+            request = parse_request(request_id, stored.body)
         except Rejected as rejected:
             outcome = Outcome(REJECTED, rejected.reason)
         else:
             outcome = transactions.apply(request, self.store.member(request.kennitala))
-        written = self.store.decide(request_id, outcome.status, outcome.reason)
+        while True:
+            try:
+                self.store.decide(request_id, stored, outcome.status, outcome.reason)
+                break
+            except Conflict:  # changed since read: decided by another process, or touched
+                again = self.store.read(request_id)
+                if again is None or not again.pending:
+                    return None
+                stored = again  # the outcome stands: Postgres recorded it
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
-        if written:
-            self.metrics.requests.labels(outcome.status).inc()
-            self.metrics.writes.inc(outcome.writes)
-            if created is not None:
-                self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - created)
-                                                 .total_seconds()))
+        self.metrics.requests.labels(outcome.status).inc()
+        self.metrics.writes.inc(outcome.writes)
+        if stored.created is not None:
+            self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - stored.created)
+                                             .total_seconds()))
         return outcome

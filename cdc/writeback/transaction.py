@@ -96,18 +96,16 @@ class Transactions:
         conn = self._connection()
         try:
             with postgres_boundary("applying an edit request"):
-                conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-                try:
-                    conn.execute("SELECT pg_replication_origin_session_setup(%s)", (ORIGIN,))
-                    try:
-                        with conn.transaction():
-                            outcome = _decide(conn, request, stored)
-                    finally:
-                        conn.execute("SELECT pg_replication_origin_session_reset()")
-                finally:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                # one round trip each way; after any error the connection is closed,
+                # which releases the lock and the origin whatever the error left
+                conn.execute("SELECT pg_advisory_lock(%s), "
+                             "pg_replication_origin_session_setup(%s)", (LOCK_KEY, ORIGIN))
+                with conn.transaction():
+                    outcome = _decide(conn, request, stored)
+                conn.execute("SELECT pg_replication_origin_session_reset(), "
+                             "pg_advisory_unlock(%s)", (LOCK_KEY,))
         except BaseException:
-            self.close()  # a broken session may still hold the origin: start afresh
+            self.close()  # the session may still hold the lock or the origin: end it
             raise
         if not outcome.replayed:
             self._on_commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from google.cloud import firestore
 
 from cdc.settings import Settings
 from cdc.writeback.transaction import PAUSE_AFTER_COMMIT_ENV
+from tests import waiting
 from tests.factories import insert_comrade, insert_member, kennitala
 from tests.integration.writeback_harness import (
     Pipeline,
@@ -158,7 +160,12 @@ def test_a_burst_of_1000_requests_is_applied_exactly_once(
                 "kennitala": kennitala(i), "uid": f"uid-{i}", "status": "pending",
                 "version": versions[kennitala(i)], "fields": {"profile.name": f"Burst {i}"}})
         batch.commit()
-    wait_for(lambda: count(pipeline, pipeline.settings.edits_collection, "status", "applied")
-             == n, timeout=600, what="every request applied")
+    def all_applied() -> bool:  # a count over 1,000 documents: asked once a second
+        done = count(pipeline, pipeline.settings.edits_collection, "status", "applied") == n
+        if not done:
+            time.sleep(1)
+        return done
+
+    waiting.wait_for(all_applied, timeout=600, what="every request applied")
     assert row_writes(database_url, origin=True) == n
     assert decided(database_url) == n
