@@ -193,9 +193,9 @@ CREATE TABLE IF NOT EXISTS public.cdc_writeback_requests (
 --                       foreign_phone, email) on membership_contactinfo and
 --                       INSERT (country, raw_address) on membership_simpleaddress.
 --       USAGE           the id sequences of the two tables it may insert into
---       EXECUTE         the replication origin's session functions: superuser
---                       only before PostgreSQL 15 (there, run `cdc writeback`
---                       as a superuser, or not at all)
+--       EXECUTE         the replication origin's session functions (granted
+--                       like this on PostgreSQL 15; where a server refuses the
+--                       grant, `cdc writeback` needs a superuser role)
 --     Connect `cdc writeback` as this role (its own CDC_DATABASE_URL).
 DO $$
 BEGIN
