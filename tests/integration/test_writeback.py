@@ -3,28 +3,18 @@ the edit back in the member document, who asked in the audit trail."""
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
 import psycopg
 import pytest
 
-from cdc.settings import Settings
 from tests.factories import insert_comrade, insert_member, kennitala
-from tests.integration.writeback_harness import Pipeline, row_writes, running_pipeline, wait_for
-from tests.services import Services
+from tests.integration.writeback_harness import (  # noqa: F401 (the pipeline fixture)
+    Pipeline,
+    pipeline_fixture,
+    row_writes,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def pipeline(settings: Settings, database_url: str, services: Services,
-             tmp_path: Path) -> Iterator[Pipeline]:
-    settings = dataclasses.replace(settings, edits_collection=f"edits-{uuid.uuid4().hex[:8]}")
-    with running_pipeline(settings, database_url, services.admin_url, tmp_path) as running:
-        yield running
 
 
 def columns(database_url: str, query: str, *args: object) -> tuple[object, ...] | None:

@@ -3,11 +3,8 @@ a trigger-like listener on the member documents, a burst of 1,000 requests."""
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,30 +12,20 @@ import psycopg
 import pytest
 from google.cloud import firestore
 
-from cdc.settings import Settings
 from cdc.writeback.transaction import PAUSE_AFTER_COMMIT_ENV
 from tests import waiting
 from tests.factories import insert_comrade, insert_member, kennitala
-from tests.integration.writeback_harness import (
+from tests.integration.writeback_harness import (  # noqa: F401 (the pipeline fixture)
     Pipeline,
     masked_log,
+    pipeline_fixture,
     row_writes,
-    running_pipeline,
     wait_for,
 )
-from tests.services import Services
 
 pytestmark = pytest.mark.integration
 
 EDITABLE = ("name", "email", "phone", "address")
-
-
-@pytest.fixture
-def pipeline(settings: Settings, database_url: str, services: Services,
-             tmp_path: Path) -> Iterator[Pipeline]:
-    settings = dataclasses.replace(settings, edits_collection=f"edits-{uuid.uuid4().hex[:8]}")
-    with running_pipeline(settings, database_url, services.admin_url, tmp_path) as running:
-        yield running
 
 
 def decided(database_url: str) -> int:

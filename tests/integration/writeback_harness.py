@@ -13,6 +13,7 @@ read from Postgres itself.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -20,12 +21,14 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from google.cloud import firestore
 
 from cdc.postgres.provisioning import setup_writeback
@@ -37,6 +40,7 @@ from consumers.members.handler import MembersHandler
 from consumers.runner import SubscriberRunner
 from tests import waiting
 from tests.integration.reader_harness import provision, running_reader
+from tests.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = "cdc_writeback"
@@ -183,6 +187,15 @@ def running_pipeline(settings: Settings, database_url: str, admin_url: str,
             runner.stop()
         for thread in threads:
             thread.join(timeout=30)
+
+
+@pytest.fixture(name="pipeline")
+def pipeline_fixture(settings: Settings, database_url: str, services: Services,
+             tmp_path: Path) -> Iterator[Pipeline]:
+    """The running pipeline, with a collection of edit requests of the test's own."""
+    settings = dataclasses.replace(settings, edits_collection=f"edits-{uuid.uuid4().hex[:8]}")
+    with running_pipeline(settings, database_url, services.admin_url, tmp_path) as running:
+        yield running
 
 
 def masked_log(path: Path) -> str:
