@@ -1,25 +1,31 @@
 """One edit request, applied to Postgres in one transaction (docs/writeback.md).
 
-In order, on one connection:
+In order, in one transaction on the worker's own connection:
 
-1. ``pg_advisory_lock`` (session level), then
-   ``pg_replication_origin_session_setup('cdc_writeback')``: a replication
-   origin can be active in one session at a time, so the write-back processes
-   take turns for the few milliseconds of a transaction. (An origin is
-   cluster-wide, an advisory lock per database: a write-back of another
-   database that holds the origin makes the setup fail with SlotBusy, and the
-   request is tried again.)
-2. ``BEGIN``. The request id in ``cdc_writeback_requests``? Then it was decided
-   before (by this process before a crash, or by another one): that outcome
-   is the answer, and nothing is written again.
-3. The comrade row by kennitala ``FOR UPDATE`` (none: rejected), its child rows
-   ``FOR UPDATE``, the conflict rule (cdc/writeback/conflict.py).
-4. When something changes: ``pg_logical_emit_message(true, 'cdc.writeback',
-   {"request", "uid"})`` first, so that the reader stamps every event of the
-   transaction with who asked, then the UPDATEs and INSERTs.
-5. The outcome into ``cdc_writeback_requests``; ``COMMIT``. The commit carries
-   the origin: pgoutput sends an Origin message before its changes.
+1. The member's rows, locked: the comrade row by kennitala ``FOR UPDATE``
+   and its ContactInfo, SimpleAddress and Email rows ``FOR UPDATE``, in one
+   round trip (pipeline mode). The lock of the comrade row also serialises
+   every write-back of one member, across processes.
+2. The request id in ``cdc_writeback_requests``? Then it was decided before
+   (by this process before a crash, or by another one): that outcome is the
+   answer, and nothing is written again.
+3. The outcome: rejected (no such member), conflict (cdc/writeback/conflict.py)
+   or applied.
+4. When rows change: ``pg_advisory_lock`` (session level) and
+   ``pg_replication_origin_session_setup('cdc_writeback')``, since an origin
+   can be active in one session at a time and the processes take turns for
+   the rest of the transaction; then ``pg_logical_emit_message(true,
+   'cdc.writeback', {"request", "uid"})`` so that the reader stamps every event
+   of the transaction with who asked, then the UPDATEs and INSERTs.
+5. The outcome into ``cdc_writeback_requests`` (``ON CONFLICT DO NOTHING``: a
+   request another process recorded meanwhile rolls this transaction back and
+   takes its outcome); ``COMMIT``. A commit with the origin set carries it:
+   pgoutput sends an Origin message before the transaction's changes.
 6. ``pg_replication_origin_session_reset()``, ``pg_advisory_unlock``.
+
+An origin is cluster-wide, an advisory lock per database: a write-back of
+another database that holds the origin makes the setup fail (SlotBusy), and
+the request is tried again.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from cdc.errors import Conflict
 from cdc.postgres.connection import connect
 from cdc.postgres.errors import postgres_boundary
 from cdc.postgres.writeback_setup import ORIGIN, REQUESTS_TABLE
@@ -96,14 +103,17 @@ class Transactions:
         conn = self._connection()
         try:
             with postgres_boundary("applying an edit request"):
-                # one round trip each way; after any error the connection is closed,
-                # which releases the lock and the origin whatever the error left
-                conn.execute("SELECT pg_advisory_lock(%s), "
-                             "pg_replication_origin_session_setup(%s)", (LOCK_KEY, ORIGIN))
-                with conn.transaction():
-                    outcome = _decide(conn, request, stored)
-                conn.execute("SELECT pg_replication_origin_session_reset(), "
-                             "pg_advisory_unlock(%s)", (LOCK_KEY,))
+                tagged: list[bool] = []
+                try:
+                    try:
+                        with conn.transaction():
+                            outcome = _decide(conn, request, stored, tagged)
+                    except _Replay:  # rolled back; the other process's outcome is committed
+                        outcome = _recorded(conn, request.request_id) or _missing()
+                finally:
+                    if tagged:  # one round trip, lock and origin released together
+                        conn.execute("SELECT pg_replication_origin_session_reset(), "
+                                     "pg_advisory_unlock(%s)", (LOCK_KEY,))
         except BaseException:
             self.close()  # the session may still hold the lock or the origin: end it
             raise
@@ -112,57 +122,77 @@ class Transactions:
         return outcome
 
 
-def _decide(conn: psycopg.Connection[Any], request: EditRequest,
-            stored: StoredMember | None) -> Outcome:
-    recorded = conn.execute(
+class _Replay(Exception):
+    """Another process recorded the request first: roll back, take its outcome."""
+
+
+def _missing() -> Outcome:
+    raise Conflict("an edit request recorded by another write-back is not there",
+                   hint="transient; the request is tried again")
+
+
+def _recorded(conn: psycopg.Connection[Any], request_id: str) -> Outcome | None:
+    row = conn.execute(
         sql.SQL("SELECT outcome, reason FROM {} WHERE request_id = %s").format(
-            sql.Identifier(REQUESTS_TABLE)), (request.request_id,)).fetchone()
-    if recorded is not None:
-        return Outcome(recorded[0], recorded[1], replayed=True)
+            sql.Identifier(REQUESTS_TABLE)), (request_id,)).fetchone()
+    return None if row is None else Outcome(row[0], row[1], replayed=True)
+
+
+def _decide(conn: psycopg.Connection[Any], request: EditRequest, stored: StoredMember | None,
+            tagged: list[bool]) -> Outcome:
     rows = _locked_rows(conn, request.kennitala)
+    recorded = _recorded(conn, request.request_id)
+    if recorded is not None:
+        return recorded
     if rows is None:
         outcome = Outcome(REJECTED, UNKNOWN_MEMBER)
+    elif (reason := conflict_reason(request, stored, rows)) is not None:
+        outcome = Outcome(CONFLICT, reason)
     else:
-        reason = conflict_reason(request, stored, rows)
-        if reason is not None:
-            outcome = Outcome(CONFLICT, reason)
-        else:
-            writes = planned_writes(request, rows)
-            if writes:
-                conn.execute("SELECT pg_logical_emit_message(true, %s, %s)", (
-                    MESSAGE_PREFIX, json.dumps({"request": request.request_id,
-                                                "uid": request.uid})))
-                for write in writes:
-                    _write(conn, write)
-            outcome = Outcome(APPLIED, writes=len(writes))
-    conn.execute(
+        writes = planned_writes(request, rows)
+        if writes:
+            conn.execute("SELECT pg_advisory_lock(%s), pg_replication_origin_session_setup(%s)",
+                         (LOCK_KEY, ORIGIN))
+            tagged.append(True)
+            conn.execute("SELECT pg_logical_emit_message(true, %s, %s)", (
+                MESSAGE_PREFIX, json.dumps({"request": request.request_id, "uid": request.uid})))
+            for write in writes:
+                _write(conn, write)
+        outcome = Outcome(APPLIED, writes=len(writes))
+    inserted = conn.execute(
         sql.SQL("INSERT INTO {} (request_id, comrade_id, uid, outcome, reason) "
-                "VALUES (%s, %s, %s, %s, %s)").format(sql.Identifier(REQUESTS_TABLE)),
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (request_id) DO NOTHING "
+                "RETURNING 1").format(sql.Identifier(REQUESTS_TABLE)),
         (request.request_id, None if rows is None else rows.comrade["id"], request.uid,
-         outcome.status, outcome.reason))
+         outcome.status, outcome.reason)).fetchone()
+    if inserted is None:
+        raise _Replay
     log.info("edit request decided", extra=fields(
         request=request.request_id, outcome=outcome.status, writes=outcome.writes))
     return outcome
 
 
+_COMRADE_ID = "(SELECT id FROM membership_comrade WHERE ssn = %s)"
+
+
 def _locked_rows(conn: psycopg.Connection[Any], kennitala: str) -> MemberRows | None:
-    found = conn.execute(
-        "SELECT row_to_json(c) FROM membership_comrade c WHERE ssn = %s FOR UPDATE",
-        (kennitala,)).fetchone()
+    """The member's rows ``FOR UPDATE``, in one round trip; None when no comrade has it."""
+    def child(table: str, order: str = "") -> psycopg.Cursor[Any]:
+        query = sql.SQL("SELECT row_to_json(t) FROM {} t WHERE comrade_id = {} {} FOR UPDATE")
+        return conn.execute(query.format(sql.Identifier(table), sql.SQL(_COMRADE_ID),
+                                         sql.SQL(order)), (kennitala,))
+
+    with conn.pipeline():
+        comrade = conn.execute("SELECT row_to_json(c) FROM membership_comrade c "
+                               "WHERE ssn = %s FOR UPDATE", (kennitala,))
+        contact, address, emails = child(CONTACT), child(ADDRESS), child(EMAIL, "ORDER BY id")
+    found = comrade.fetchone()
     if found is None:
         return None
-    comrade = found[0]
-    cid = comrade["id"]
-
-    def child(table: str, order: str = "") -> list[dict[str, Any]]:
-        query = sql.SQL("SELECT row_to_json(t) FROM {} t WHERE comrade_id = %s {} FOR UPDATE")
-        return [r[0] for r in conn.execute(query.format(sql.Identifier(table), sql.SQL(order)),
-                                           (cid,))]
-
-    contact = child(CONTACT)
-    address = child(ADDRESS)
-    return MemberRows(comrade, contact[0] if contact else None, address[0] if address else None,
-                      child(EMAIL, "ORDER BY id"))
+    contact_row, address_row = contact.fetchone(), address.fetchone()
+    return MemberRows(found[0], contact_row[0] if contact_row else None,
+                      address_row[0] if address_row else None,
+                      [r[0] for r in emails.fetchall()])
 
 
 def _write(conn: psycopg.Connection[Any], write: Write) -> None:
