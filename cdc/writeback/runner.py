@@ -98,6 +98,11 @@ class WritebackRunner:
                    for n in range(self.workers)]
         watch: Any = None
         try:
+            checker = Transactions(self.conninfo)
+            try:
+                checker.check()  # a wrong URL or a missing setup ends the process at once
+            finally:
+                checker.close()
             self.enqueue(self.store.pending())  # before the listener: nothing is missed
             watch = self.store.listen(self.enqueue)
             for thread in threads:

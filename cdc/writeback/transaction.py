@@ -41,7 +41,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from cdc.errors import Conflict
+from cdc.errors import Conflict, SourceMisconfigured
 from cdc.postgres.connection import connect
 from cdc.postgres.errors import postgres_boundary
 from cdc.postgres.writeback_setup import ORIGIN, REQUESTS_TABLE
@@ -92,6 +92,22 @@ class Transactions:
                                  application_name="cdc-writeback",
                                  options="-c TimeZone=UTC")
         return self._conn
+
+    def check(self) -> None:
+        """Connect, and refuse to start without the origin or the request table."""
+        conn = self._connection()
+        with postgres_boundary("checking the write-back's objects"):
+            origin, table = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = %s), "
+                "to_regclass(%s) IS NOT NULL", (ORIGIN, f"public.{REQUESTS_TABLE}")).fetchone() \
+                or (False, False)
+        if not (origin and table):
+            missing = " and ".join(name for name, there in (
+                (f"replication origin {ORIGIN}", origin), (f"table {REQUESTS_TABLE}", table))
+                if not there)
+            raise SourceMisconfigured(f"the source has no {missing}",
+                                      hint="run `cdc setup` as the tables' owner, or step 7 of "
+                                           "sql/setup.sql as a superuser")
 
     def close(self) -> None:
         if self._conn is not None:

@@ -3,9 +3,14 @@ the edit back in the member document, who asked in the audit trail."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import psycopg
 import pytest
 
+from cdc.settings import Settings
 from tests.factories import insert_comrade, insert_member, kennitala
 from tests.integration.writeback_harness import (  # noqa: F401 (the pipeline fixture)
     Pipeline,
@@ -101,3 +106,15 @@ def test_an_edit_over_a_newer_office_change_is_a_conflict_and_applies_nothing(
     assert columns(database_url, "SELECT phone FROM membership_contactinfo "
                                  "WHERE comrade_id = %s", cid) == ("5550000",)
     assert row_writes(database_url, origin=True) == 0
+
+
+def test_a_writeback_without_its_setup_stops_at_once_and_says_what_to_run(
+        settings: Settings, database_url: str) -> None:
+    env = {**os.environ, "CDC_DATABASE_URL": database_url, "CDC_HTTP_PORT": "0",
+           "GOOGLE_CLOUD_PROJECT": settings.require_project()}
+    with psycopg.connect(database_url, autocommit=True) as conn:  # the origin is cluster-wide
+        conn.execute("DROP TABLE IF EXISTS cdc_writeback_requests")
+    done = subprocess.run([sys.executable, "-m", "cdc", "writeback"], env=env,
+                          capture_output=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert b"table cdc_writeback_requests" in done.stderr and b"cdc setup" in done.stderr
