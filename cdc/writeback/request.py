@@ -64,6 +64,17 @@ class Rejected(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a request: ``status``, the member's ``reason``, rows written."""
+
+    status: str
+    reason: str | None = None
+    writes: int = 0
+    replayed: bool = False
+    """Decided by an earlier transaction (a crash before the status, another process)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EditRequest:
     request_id: str

@@ -10,11 +10,12 @@
   (the emulator re-evaluates a listener's whole result on each write: with
   1,000 pending requests an unlimited listener made each write 15 times
   slower);
-- :meth:`RequestStore.decide`: writes the outcome with a precondition: the
-  request is unchanged since it was read as ``pending``. Two processes never
-  both decide it: the second one's write fails, it reads the request again and
-  finds it decided. (A precondition, not a Firestore transaction: the
-  emulator's pessimistic transactions made a burst of requests 10 times slower.)
+- :meth:`RequestStore.decide_all`: writes outcomes, each with a precondition:
+  the request is unchanged since it was read as ``pending``. Two processes
+  never both decide one: the second one's write fails, it reads the request
+  again and finds it decided (cdc/writeback/outcomes.py). (A precondition, not
+  a Firestore transaction: the emulator's pessimistic transactions made a
+  burst of requests 10 times slower.)
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from google.cloud import firestore
 from cdc.google_errors import google_boundary
 from cdc.member.version import Version
 from cdc.writeback.conflict import StoredMember
-from cdc.writeback.request import PENDING
+from cdc.writeback.request import PENDING, Outcome
 
 LISTEN_WINDOW = 100
 
@@ -87,12 +88,16 @@ class RequestStore:
         version = Version.parse_or_none(cdc.get("version") if isinstance(cdc, dict) else None)
         return StoredMember(version, body)
 
-    def decide(self, request_id: str, read: StoredRequest, status: str,
-               reason: str | None) -> None:
-        """Write the outcome on the request as ``read``; Conflict when it changed since."""
-        outcome: dict[str, Any] = {"status": status, "decided_at": firestore.SERVER_TIMESTAMP}
-        if reason is not None:
-            outcome["reason"] = reason
-        option = self.client.write_option(last_update_time=read.updated)
-        with google_boundary("writing an edit request's outcome", writing=True):
-            self.edits.document(request_id).update(outcome, option=option)
+    def decide_all(self, decided: list[tuple[str, StoredRequest, Outcome]]) -> None:
+        """Write these outcomes in one commit, each on the request as it was read;
+        Conflict (nothing written) when one of them changed since."""
+        batch = self.client.batch()
+        for request_id, read, outcome in decided:
+            body: dict[str, Any] = {"status": outcome.status,
+                                    "decided_at": firestore.SERVER_TIMESTAMP}
+            if outcome.reason is not None:
+                body["reason"] = outcome.reason
+            batch.update(self.edits.document(request_id), body,
+                         option=self.client.write_option(last_update_time=read.updated))
+        with google_boundary("writing edit requests' outcomes", writing=True):
+            batch.commit()

@@ -10,7 +10,8 @@ each with a Postgres connection of its own, and for each:
 2. validate it (cdc/writeback/request.py); invalid: ``rejected``;
 3. read the member document, then decide and apply it in one Postgres
    transaction (cdc/writeback/transaction.py), at most once per request id;
-4. write the outcome on the request (cdc/writeback/requests_store.py).
+4. hand the outcome to the writer, which writes it on the request, many in
+   one commit (cdc/writeback/outcomes.py), and the worker goes on.
 
 A transient failure (Postgres or Firestore away, the origin busy) puts the id
 back after a backoff; a permanent one stops the process with exit code 1 or 2
@@ -32,12 +33,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from cdc.backoff import Backoff
-from cdc.errors import CdcError, Conflict, policy
+from cdc.errors import CdcError, policy
 from cdc.telemetry.health import HealthServer
 from cdc.telemetry.logs import fields
-from cdc.writeback.request import REJECTED, Rejected, parse_request
+from cdc.writeback.outcomes import Decided, OutcomeWriter
+from cdc.writeback.request import REJECTED, Outcome, Rejected, parse_request
 from cdc.writeback.requests_store import RequestStore
-from cdc.writeback.transaction import Outcome, Transactions
+from cdc.writeback.transaction import Transactions
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,7 @@ class WritebackRunner:
         self._failure_exit = 1
         self._last_turn = time.monotonic()
         self.metrics.queued.set_function(self._queue.qsize)
+        self.writer = OutcomeWriter(store, written=self._written, failed=self._write_failed)
 
     # -- lifecycle ------------------------------------------------------------------
     def stop(self) -> None:
@@ -105,6 +108,7 @@ class WritebackRunner:
                 checker.close()
             self.enqueue(self.store.pending())  # before the listener: nothing is missed
             watch = self.store.listen(self.enqueue)
+            self.writer.start()
             for thread in threads:
                 thread.start()
             log.info("writeback started", extra=fields(workers=self.workers))
@@ -123,6 +127,7 @@ class WritebackRunner:
             for thread in threads:
                 if thread.is_alive():
                     thread.join()
+            self.writer.finish()  # the outcomes of the requests in hand, written
             if health is not None:
                 health.stop()
         if self._failure:
@@ -183,8 +188,8 @@ class WritebackRunner:
                 if request_id is None:
                     continue
                 try:
-                    self.handle(request_id, transactions)
-                    self._done(request_id, finished=True)
+                    if self.handle(request_id, transactions) is None:
+                        self._done(request_id, finished=True)  # else the writer's, once written
                     backoff.reset()
                 except CdcError as exc:
                     self._done(request_id, finished=False)
@@ -210,7 +215,8 @@ class WritebackRunner:
 
     # -- one request ----------------------------------------------------------------
     def handle(self, request_id: str, transactions: Transactions) -> Outcome | None:
-        """Decide one request and write its outcome; None when it was not pending."""
+        """Decide one request and hand its outcome to the writer; None when it was not
+        pending."""
         started = time.perf_counter()
         stored = self.store.read(request_id)
         if stored is None or not stored.pending:
@@ -221,19 +227,28 @@ class WritebackRunner:
             outcome = Outcome(REJECTED, rejected.reason)
         else:
             outcome = transactions.apply(request, self.store.member(request.kennitala))
-        while True:
-            try:
-                self.store.decide(request_id, stored, outcome.status, outcome.reason)
-                break
-            except Conflict:  # changed since read: decided by another process, or touched
-                again = self.store.read(request_id)
-                if again is None or not again.pending:
-                    return None
-                stored = again  # the outcome stands: Postgres recorded it
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
+        self.writer.put(Decided(request_id, stored, outcome))
+        return outcome
+
+    def _written(self, decided: Decided, by_us: bool) -> None:
+        """The writer's report: the outcome is on the request (``by_us``: we wrote it)."""
+        self._done(decided.request_id, finished=True)
+        if not by_us:
+            return
+        outcome, created = decided.outcome, decided.stored.created
         self.metrics.requests.labels(outcome.status).inc()
         self.metrics.writes.inc(outcome.writes)
-        if stored.created is not None:
-            self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - stored.created)
+        if created is not None:
+            self.metrics.latency.observe(max(0.0, (datetime.now(UTC) - created)
                                              .total_seconds()))
-        return outcome
+
+    def _write_failed(self, decided: Decided, exc: CdcError) -> None:
+        self._done(decided.request_id, finished=False)
+        if not policy(exc).retry:
+            self._fail(exc)
+            return
+        self.metrics.retries.inc()
+        log.warning("writeback will write an outcome again", extra=fields(
+            request=decided.request_id, error=exc.one_line()))
+        self.enqueue([decided.request_id])  # Postgres has the outcome: it is replayed

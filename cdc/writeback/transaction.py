@@ -35,7 +35,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -56,7 +55,7 @@ from cdc.writeback.conflict import (
     conflict_reason,
     planned_writes,
 )
-from cdc.writeback.request import APPLIED, CONFLICT, REJECTED, EditRequest
+from cdc.writeback.request import APPLIED, CONFLICT, REJECTED, EditRequest, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +65,6 @@ UNKNOWN_MEMBER = "no member has this kennitala"
 # test only (docs/writeback.md): seconds to sleep after the commit, before the
 # status is written, so that a test can kill the process exactly there
 PAUSE_AFTER_COMMIT_ENV = "CDC_WRITEBACK_TEST_PAUSE_AFTER_COMMIT"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: str
-    reason: str | None = None
-    writes: int = 0
-    replayed: bool = False
-    """Decided by an earlier transaction (a crash before the status, another process)."""
 
 
 class Transactions:
@@ -156,7 +146,7 @@ def _recorded(conn: psycopg.Connection[Any], request_id: str) -> Outcome | None:
 
 def _decide(conn: psycopg.Connection[Any], request: EditRequest, stored: StoredMember | None,
             tagged: list[bool]) -> Outcome:
-    rows = _locked_rows(conn, request.kennitala)
+    rows = locked_rows(conn, request.kennitala)
     recorded = _recorded(conn, request.request_id)
     if recorded is not None:
         return recorded
@@ -191,7 +181,7 @@ def _decide(conn: psycopg.Connection[Any], request: EditRequest, stored: StoredM
 _COMRADE_ID = "(SELECT id FROM membership_comrade WHERE ssn = %s)"
 
 
-def _locked_rows(conn: psycopg.Connection[Any], kennitala: str) -> MemberRows | None:
+def locked_rows(conn: psycopg.Connection[Any], kennitala: str) -> MemberRows | None:
     """The member's rows ``FOR UPDATE``, in one round trip; None when no comrade has it."""
     def child(table: str, order: str = "") -> psycopg.Cursor[Any]:
         query = sql.SQL("SELECT row_to_json(t) FROM {} t WHERE comrade_id = {} {} FOR UPDATE")

@@ -33,6 +33,8 @@ from google.cloud import firestore
 
 from cdc.postgres.provisioning import setup_writeback
 from cdc.settings import Settings
+from cdc.verify.compare import differing_paths
+from cdc.writeback.transaction import locked_rows
 from consumers.audit.handler import AuditHandler
 from consumers.members.applier import MemberApplier
 from consumers.members.firestore_backend import FirestoreBackend
@@ -124,8 +126,20 @@ class Pipeline:
         return snap.to_dict() if snap.exists else None
 
     def version(self, kennitala: str) -> str:
-        doc = wait_for(lambda: self.member(kennitala), what="the member document")
-        return str(doc["_cdc"]["version"])
+        """The member document's version, once it shows what Postgres holds (what a
+        member would see and edit: a request on an older version is a conflict)."""
+        def caught_up() -> str | None:
+            doc = self.member(kennitala)
+            if doc is None:
+                return None
+            with psycopg.connect(self.database_url) as conn, conn.transaction():
+                rows = locked_rows(conn, kennitala)
+            content = {k: v for k, v in doc.items() if k != "_cdc"}
+            expected = rows.rendered() if rows is not None else None
+            if expected is None or differing_paths(expected, content):
+                return None
+            return str(doc["_cdc"]["version"])
+        return str(wait_for(caught_up, what="the member document to catch up"))
 
     def submit(self, kennitala: str, fields: dict[str, Any], *, uid: str = "uid-1",
                version: str | None = None, request_id: str | None = None) -> str:
