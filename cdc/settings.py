@@ -60,6 +60,7 @@ class Settings:
     topic: str = "member-changes"
     members_collection: str = "members"
     audit_collection: str = "sync_audit"
+    edits_collection: str = "member_edits"
     ordering_keys: int = 256
     roster_bucket: str | None = None
     roster_object: str = "kennitalas.txt"
@@ -77,6 +78,8 @@ class Settings:
                self.members_collection, "a collection id without '/'")
         _check(_COLLECTION.match(self.audit_collection), "CDC_AUDIT_COLLECTION",
                self.audit_collection, "a collection id without '/'")
+        _check(_COLLECTION.match(self.edits_collection), "CDC_EDITS_COLLECTION",
+               self.edits_collection, "a collection id without '/'")
         _check(1 <= self.ordering_keys <= 4096, "CDC_ORDERING_KEYS", str(self.ordering_keys),
                "a whole number from 1 to 4096")
         _check_roster(self)

@@ -152,3 +152,73 @@ WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = 'cdc_memb
 --    `cdc run` stops and asks for `cdc setup` plus `cdc backfill`. Watch
 --    `cdc status` (lag and WAL retained) to act before that happens.
 SHOW max_slot_wal_keep_size;
+
+
+-- 7. cdc writeback (only where members edit their details in the portal;
+--    docs/writeback.md). `cdc setup` creates 7a and 7b when its role may.
+--
+-- 7a. The replication origin that tags the write-back's transactions: pgoutput
+--     sends an Origin message before their changes, and the events name it
+--     (`origin: "cdc_writeback"`). Origins are cluster-wide.
+SELECT pg_replication_origin_create('cdc_writeback')
+WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = 'cdc_writeback');
+
+-- 7b. One row per decided edit request, written in the same transaction as
+--     the edit: a request is applied at most once, even when `cdc writeback`
+--     dies between its commit and the status it writes to Firestore, and two
+--     write-back processes never both apply one (the primary key). Not in the
+--     publication: its rows are not streamed.
+CREATE TABLE IF NOT EXISTS public.cdc_writeback_requests (
+    request_id text PRIMARY KEY,
+    comrade_id bigint NULL,
+    uid        text NOT NULL,
+    outcome    text NOT NULL CHECK (outcome IN ('applied', 'rejected', 'conflict')),
+    reason     text NULL,
+    decided_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- 7c. The write-back's role: it may change exactly the columns the portal's
+--     fields map to, and nothing else. No DELETE anywhere, no other column.
+--       SELECT          the member's rows, read and locked (SELECT ... FOR
+--                       UPDATE also needs UPDATE on one column, below)
+--       UPDATE (cols)   membership_comrade.name, membership_contactinfo.phone,
+--                       membership_simpleaddress street_address, postal_code,
+--                       city, communication_email.email
+--       INSERT (cols)   the member's missing ContactInfo or SimpleAddress row,
+--                       or a primary Email row when the member has none: the
+--                       mapped columns, comrade_id, and is_primary for Email.
+--                       The other columns take their defaults ('' in
+--                       sql/schema.sql). Where the Django database has no
+--                       column defaults, also grant INSERT (facebook,
+--                       foreign_phone, email) on membership_contactinfo and
+--                       INSERT (country, raw_address) on membership_simpleaddress.
+--       USAGE           the id sequences of the two tables it may insert into
+--       EXECUTE         the replication origin's session functions (granted
+--                       like this on PostgreSQL 15; where a server refuses the
+--                       grant, `cdc writeback` needs a superuser role)
+--     Connect `cdc writeback` as this role (its own CDC_DATABASE_URL).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cdc_writeback') THEN
+        CREATE ROLE cdc_writeback WITH LOGIN;
+    END IF;
+END
+$$;
+-- \password cdc_writeback, and a pg_hba.conf line for it, as for cdc_reader.
+GRANT USAGE ON SCHEMA public TO cdc_writeback;
+GRANT SELECT ON public.membership_comrade, public.membership_contactinfo,
+                public.membership_simpleaddress, public.communication_email
+    TO cdc_writeback;
+GRANT UPDATE (name) ON public.membership_comrade TO cdc_writeback;
+GRANT UPDATE (phone), INSERT (comrade_id, phone)
+    ON public.membership_contactinfo TO cdc_writeback;
+GRANT UPDATE (street_address, postal_code, city),
+      INSERT (comrade_id, street_address, postal_code, city)
+    ON public.membership_simpleaddress TO cdc_writeback;
+GRANT UPDATE (email), INSERT (comrade_id, email, is_primary)
+    ON public.communication_email TO cdc_writeback;
+GRANT USAGE ON SEQUENCE public.membership_simpleaddress_id_seq,
+                        public.communication_email_id_seq TO cdc_writeback;
+GRANT SELECT, INSERT ON public.cdc_writeback_requests TO cdc_writeback;
+GRANT EXECUTE ON FUNCTION pg_replication_origin_session_setup(text),
+                          pg_replication_origin_session_reset() TO cdc_writeback;

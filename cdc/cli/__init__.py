@@ -67,9 +67,10 @@ def _register() -> None:
     from cdc.cli.stack_cmd import stack
     from cdc.cli.status_cmd import status
     from cdc.cli.verify_cmd import verify
+    from cdc.cli.writeback_cmd import writeback
 
     for command in (setup, teardown, run, status, stack, demo, consume, dlq, backfill, audit,
-                    verify, members, dashboard, roster):
+                    verify, members, dashboard, roster, writeback):
         _add_log_level(command)
         main.add_command(command)
 

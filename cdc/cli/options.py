@@ -60,6 +60,9 @@ SETTING_OPTIONS = {o.name: o for o in (
                   "Firestore collection of the member documents", "members"),
     SettingOption("--audit-collection", "CDC_AUDIT_COLLECTION",
                   "Firestore collection of the audit trail", "sync_audit"),
+    SettingOption("--edits-collection", "CDC_EDITS_COLLECTION",
+                  "Firestore collection of the portal's edit requests (cdc writeback)",
+                  "member_edits"),
     SettingOption("--ordering-keys", "CDC_ORDERING_KEYS",
                   "number of Pub/Sub ordering keys (1-4096); members are spread over them by "
                   "comrade id", 256),
@@ -80,10 +83,9 @@ assert set(SETTING_OPTIONS) == {f.name for f in fields(Settings)} - {"extra"}
 SOURCE = ("database_url", "slot", "publication", "tables")
 
 # CDC_HTTP_PORT: one default per long-running command, so that every process
-# starts beside the others on one host with no options (8084 is reserved for
-# `cdc writeback`).
+# starts beside the others on one host with no options.
 DEFAULT_HTTP_PORTS = {"run": 8080, "consume firestore": 8081, "consume audit": 8082,
-                      "consume roster": 8083}
+                      "consume roster": 8083, "writeback": 8084}
 
 
 def http_port_option(command: str) -> Callable[[F], F]:

@@ -40,6 +40,7 @@ def setup(settings: Settings, dry_run: bool) -> None:
 
     verb = "would" if dry_run else "done"
     source_actions = provisioning.setup_source(settings, dry_run=dry_run)
+    source_actions += provisioning.setup_writeback(settings, dry_run=dry_run)
     for action in source_actions:
         if action.startswith(NOTE):
             click.echo(f"postgres  {action}")

@@ -45,6 +45,10 @@ class ChangeEvent:
     snapshot: Row | None = None
     unchanged_toast: tuple[str, ...] = ()
     """Columns left out of ``after``: unchanged TOAST values the server did not send."""
+    origin: str | None = None
+    """The replication origin that tagged the transaction (``cdc_writeback``), else None."""
+    writeback: Row | None = None
+    """On a ``cdc writeback`` transaction: ``{"request": <request id>, "uid": <Firebase uid>}``."""
 
     @property
     def id(self) -> str:
@@ -80,13 +84,16 @@ class ChangeEvent:
         return f"row-{digest % buckets}"
 
     def attributes(self) -> dict[str, str]:
-        return {
+        attributes = {
             "id": self.id,
             "op": self.op,
             "table": self.table,
             "lsn": str(self.lsn),
             "seq": str(self.seq),
         }
+        if self.origin is not None:  # a name the operator chose: never personal data
+            attributes["origin"] = self.origin
+        return attributes
 
     def to_dict(self) -> Row:
         body: Row = {
@@ -106,6 +113,10 @@ class ChangeEvent:
             body["snapshot"] = self.snapshot
         if self.unchanged_toast:
             body["unchanged_toast"] = list(self.unchanged_toast)
+        if self.origin is not None:
+            body["origin"] = self.origin
+        if self.writeback is not None:
+            body["writeback"] = self.writeback
         return body
 
     def to_json(self) -> bytes:
@@ -119,6 +130,7 @@ class ChangeEvent:
             seq=body["seq"], xid=body.get("xid"), commit_time=body["commit_time"],
             snapshot=body.get("snapshot"),
             unchanged_toast=tuple(body.get("unchanged_toast", ())),
+            origin=body.get("origin"), writeback=body.get("writeback"),
         )
 
     @classmethod

@@ -41,7 +41,7 @@ import orjson
 from cdc.contract.events import OPS, ChangeEvent, json_schema
 from cdc.errors import PoisonEvent
 
-SCHEMA_FINGERPRINT = "e55e8687f142ccb391e9945cb40ffbc7a999b4ab63d17b68131fbe27f7298df6"
+SCHEMA_FINGERPRINT = "d1b3545754ec59aeeada37bd57611ed8f41db95d3eb288f13dc9a8959a478b9f"
 
 _ID = re.compile(r"[0-9A-F]{16}-[0-9]{10}")
 _LSN = re.compile(r"[0-9A-F]{1,8}/[0-9A-F]{1,8}")
@@ -52,7 +52,7 @@ _REQUIRED_SET = frozenset(_REQUIRED)
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # Firestore's integers
 MAX_SEQ = 10**10 - 1  # the event id holds seq in 10 digits; versions sort as text
 # properties the schema constrains that this fast path leaves to the full check
-_UNSURE = ("unchanged_toast",)
+_UNSURE = ("unchanged_toast", "writeback")
 # op -> (before must be, after must be): dict, None, or "either"
 _IMAGES: dict[str, tuple[object, object]] = {
     "c": (None, dict), "r": (None, dict), "u": ("either", dict),
@@ -99,7 +99,7 @@ def surely_valid(body: Any) -> bool:
         and type(body["key"]) is dict
         and _image(body["before"], before_rule) and _image(body["after"], after_rule)
         and _count(body["seq"], most=MAX_SEQ) and _count(body["xid"], nullable=True)
-        and _snapshot(body.get("snapshot"))
+        and _snapshot(body.get("snapshot")) and _origin(body.get("origin"))
         and _ints_fit(body["key"]) and _ints_fit(body["before"]) and _ints_fit(body["after"])
     )
 
@@ -128,6 +128,11 @@ def _snapshot(value: Any) -> bool:
     if children is None:
         return "children" not in value
     return type(children) is dict and all(type(v) is list for v in children.values())
+
+
+def _origin(value: Any) -> bool:
+    """None (absent) or a replication origin's name."""
+    return value is None or _nonempty(value)
 
 
 def _text(value: Any, pattern: re.Pattern[str]) -> bool:

@@ -35,6 +35,7 @@ from cdc.postgres.catalog import (
     read_source_state,
 )
 from cdc.postgres.errors import DBA_HINT, postgres_boundary
+from cdc.postgres.writeback_setup import ensure_writeback
 from cdc.settings import Settings
 
 LOCK_TIMEOUT = "10s"
@@ -342,6 +343,13 @@ def setup_source(settings: Settings, *, dry_run: bool = False) -> list[str]:
         done = [description for action in actions
                 if (description := _run(conn, action)) is not None]
     return [*notes, *done]
+
+
+def setup_writeback(settings: Settings, *, dry_run: bool = False) -> list[str]:
+    """The replication origin and the request table of ``cdc writeback``
+    (cdc/postgres/writeback_setup.py); notes where the role may not create them."""
+    with connect_source(settings, purpose="setup") as conn:
+        return ensure_writeback(conn, dry_run=dry_run)
 
 
 def _run(conn: psycopg.Connection[Any], action: Action) -> str | None:

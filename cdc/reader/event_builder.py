@@ -17,10 +17,19 @@ identity columns in its Relation message, and with REPLICA IDENTITY FULL (what
 ``primary_keys`` (by ``schema.table``; the Django tables by default), else
 from the flags unless the identity is FULL, else an ``id`` column, else all
 columns.
+
+Write-backs (docs/writeback.md): a transaction that ``cdc writeback`` made
+arrives with an Origin message after its Begin, and its first change is a
+transactional logical decoding message with the prefix ``cdc.writeback``
+(the request id and the Firebase uid, as JSON). Every event of such a
+transaction carries ``origin`` and, when the message is well formed and the
+transaction has an origin, ``writeback``. A message of another shape is
+ignored: it never stops the stream.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +44,9 @@ from cdc.postgres.pgoutput.messages import (
     Commit,
     Delete,
     Insert,
+    LogicalMessage,
     Message,
+    Origin,
     Relation,
     Truncate,
     TupleData,
@@ -79,12 +90,18 @@ class _Table:
     """Indexes of the replica identity columns: what a ``K`` old tuple carries."""
 
 
+WRITEBACK_PREFIX = "cdc.writeback"
+"""The prefix of the logical decoding message a write-back transaction starts with."""
+
+
 @dataclass(slots=True)
 class _Transaction:
     lsn: Lsn
     xid: int
     commit_time: str
     seq: int = 0
+    origin: str | None = None
+    writeback: Row | None = None
 
 
 class EventBuilder:
@@ -103,6 +120,8 @@ class EventBuilder:
             Commit: self._commit,
             Relation: self._relation,
             Truncate: self._truncate,
+            Origin: self._origin,
+            LogicalMessage: self._logical_message,
         }
 
     @property
@@ -119,7 +138,8 @@ class EventBuilder:
 
         ``lsn`` is the message's WAL position, used only to name it in errors.
         Origin, Type and logical decoding messages (e.g. the heartbeat) produce
-        nothing.
+        nothing themselves; Origin and a ``cdc.writeback`` message tag the
+        events of their transaction.
         """
         handler = self._handlers.get(type(message))
         return handler(message, lsn) if handler is not None else []
@@ -149,6 +169,18 @@ class EventBuilder:
         self._tx = None
         return [TransactionEnd(commit.commit_lsn, commit.end_lsn, tx.xid, tx.commit_time, tx.seq)]
 
+    def _origin(self, origin: Origin, lsn: Lsn | None) -> list[Output]:
+        if self._tx is not None:  # pgoutput sends it right after the Begin
+            self._tx.origin = origin.name or None
+        return []
+
+    def _logical_message(self, message: LogicalMessage, lsn: Lsn | None) -> list[Output]:
+        tx = self._tx
+        if (tx is not None and message.transactional and tx.origin is not None
+                and message.prefix == WRITEBACK_PREFIX):
+            tx.writeback = writeback_of(message.content)
+        return []
+
     def _open(self, what: str, lsn: Lsn | None) -> _Transaction:
         if self._tx is None:
             raise DecodeError(f"{what} outside a transaction", lsn=lsn)
@@ -166,7 +198,7 @@ class EventBuilder:
         seq = tx.seq
         tx.seq = seq + 1
         return ChangeEvent(op, table.schema, table.name, key, before, after, tx.lsn, seq, tx.xid,
-                           tx.commit_time, None, unchanged)
+                           tx.commit_time, None, unchanged, tx.origin, tx.writeback)
 
     # --- rows --------------------------------------------------------------------
 
@@ -187,7 +219,7 @@ class EventBuilder:
         tx.seq = seq + 1
         key = {name: after[name] for name in table.key}
         return [ChangeEvent("c", table.schema, table.name, key, None, after, tx.lsn, seq, tx.xid,
-                            tx.commit_time)]
+                            tx.commit_time, None, (), tx.origin, tx.writeback)]
 
     def _update(self, update: Update, lsn: Lsn | None) -> list[Output]:
         tx = self._open("Update", lsn)
@@ -239,6 +271,20 @@ class EventBuilder:
             key=key,
             identity=identity,
         )
+
+
+def writeback_of(content: bytes) -> Row | None:
+    """``{"request": str, "uid": str}`` from a ``cdc.writeback`` message, else None."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    request, uid = body.get("request"), body.get("uid")
+    if isinstance(request, str) and request and isinstance(uid, str) and uid:
+        return {"request": request, "uid": uid}
+    return None
 
 
 def _fallback_key(relation: Relation, columns: tuple[str, ...],

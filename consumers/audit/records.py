@@ -104,6 +104,11 @@ def audit_record(event: ChangeEvent, *, kennitala: str | None,
         "after": _columns(event.after, changed),
         "received_at": received_at,
     }
+    if event.origin is not None:  # a member's own edit, applied by `cdc writeback`
+        record["origin"] = event.origin
+        writeback = event.writeback or {}
+        record["requested_by"] = writeback.get("uid")
+        record["request_id"] = writeback.get("request")
     return record
 
 

@@ -23,7 +23,7 @@ BASICS = ("cdc.errors", "cdc.lsn", "cdc.settings", "cdc.backoff", "cdc.telemetry
           "cdc.google_errors")
 ADAPTERS = ("cdc.postgres", "cdc.pubsub", "cdc.firestore", "cdc.storage")
 APPLICATIONS = ("cdc.reader", "cdc.backfill", "cdc.verify", "cdc.status", "cdc.dashboard",
-                "consumers")
+                "cdc.writeback", "consumers")
 SHELL = ("cdc.cli", "cdc.local", "cdc.__main__")
 
 
@@ -57,7 +57,13 @@ RULES = [
     Rule(("consumers",), ("cdc.postgres", "cdc.reader", "cdc.backfill", "cdc.verify",
                           "cdc.cli", "psycopg"),
          "the consumers work from the change stream alone and never query Postgres"),
-    Rule(("cdc.backfill",), ("cdc.reader", "cdc.verify", *SHELL),
+    Rule(("cdc.writeback",), ("cdc.reader", "cdc.status", "cdc.pubsub", *SHELL),
+         "the write-back writes to Postgres and Firestore; the change stream brings its "
+         "edits back like any other change"),
+    Rule(("cdc.writeback.request", "cdc.writeback.conflict"), ("psycopg", "google",
+                                                               *ADAPTERS),
+         "the request's validation and the conflict rule are pure"),
+    Rule(("cdc.backfill",), ("cdc.reader", "cdc.verify", "cdc.writeback", *SHELL),
          "the backfill publishes beside the reader, not through it"),
     Rule((*APPLICATIONS, *ADAPTERS, "cdc.member", "cdc.contract", *BASICS),
          ("google.api_core.exceptions", "psycopg.errors"),

@@ -176,3 +176,15 @@ def test_an_update_records_exactly_the_differing_columns(before: dict[str, Any],
     assert set(rec["changed"]) == expected
     assert rec["after"] == {c: after[c] for c in expected}
     assert rec["before"] == {c: before[c] for c in expected if c in before}
+
+
+def test_a_members_own_edit_records_who_asked_next_to_the_change() -> None:
+    edit = ChangeEvent(op="u", schema="public", table="membership_comrade", key={"id": 7},
+                       before=COMRADE, after={**COMRADE, "name": "Jóna"},
+                       lsn=Lsn.parse("16/B374D848"), seq=1, xid=42,
+                       commit_time="2026-01-02T03:04:05.123456Z", origin="cdc_writeback",
+                       writeback={"request": "req-1", "uid": "firebase-uid-1"})
+    rec = record(edit, "0101701259")
+    assert (rec["origin"], rec["requested_by"], rec["request_id"]) == (
+        "cdc_writeback", "firebase-uid-1", "req-1")
+    assert "origin" not in record(event("c", after=COMRADE))

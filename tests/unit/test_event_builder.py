@@ -201,3 +201,48 @@ def test_any_number_of_inserts_are_numbered_densely_and_counted(ids: list[int]) 
     assert [e.key["id"] for e in events] == ids
     end = out[-1]
     assert isinstance(end, TransactionEnd) and end.events == len(ids)
+
+
+WRITEBACK = LogicalMessage(True, Lsn(1), "cdc.writeback", b'{"request": "r1", "uid": "u1"}')
+
+
+def test_the_events_of_a_transaction_with_an_origin_name_it() -> None:
+    events = in_transaction(Origin(Lsn(0), "cdc_writeback"), WRITEBACK, Insert(16385, JON))
+    assert [(e.origin, e.writeback) for e in events] == [
+        ("cdc_writeback", {"request": "r1", "uid": "u1"})]
+    body = orjson.loads(events[0].to_json())
+    assert body["origin"] == "cdc_writeback" and body["writeback"]["uid"] == "u1"
+    assert schema_problem(body) is None
+    assert events[0].attributes()["origin"] == "cdc_writeback"
+    assert ChangeEvent.from_dict(body) == events[0]
+
+
+def test_a_transaction_without_an_origin_has_none_and_old_bodies_stay_the_same() -> None:
+    (event,) = in_transaction(Insert(16385, JON))
+    assert event.origin is None and event.writeback is None
+    body = orjson.loads(event.to_json())
+    assert "origin" not in body and "writeback" not in body and "origin" not in event.attributes()
+
+
+def test_the_origin_ends_with_its_transaction() -> None:
+    builder = EventBuilder()
+    run(COMRADE, wire.make_begin(LSN), Origin(Lsn(0), "cdc_writeback"), WRITEBACK,
+        wire.make_commit(LSN), builder=builder)
+    out = run(wire.make_begin(LSN), Insert(16385, JON), wire.make_commit(LSN),
+              builder=builder)
+    assert [(e.origin, e.writeback) for e in out if isinstance(e, ChangeEvent)] == [(None, None)]
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[]", b'{"request": "r1"}',
+                                     b'{"request": "", "uid": "u"}', b'{"request": 1, "uid": "u"}'])
+def test_a_malformed_writeback_message_is_ignored(content: bytes) -> None:
+    message = LogicalMessage(True, Lsn(1), "cdc.writeback", content)
+    (event,) = in_transaction(Origin(Lsn(0), "cdc_writeback"), message,
+                              Insert(16385, JON))
+    assert event.origin == "cdc_writeback" and event.writeback is None
+
+
+def test_a_writeback_message_without_an_origin_names_nobody() -> None:
+    """Anyone may emit a message; only a transaction with a replication origin is believed."""
+    (event,) = in_transaction(WRITEBACK, Insert(16385, JON))
+    assert event.writeback is None
