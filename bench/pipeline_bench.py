@@ -32,7 +32,7 @@ from cdc.contract.times import commit_epoch
 from cdc.reader.runner import Reader, ReaderOptions
 from consumers.runner import Delivery, Outcome, SubscriberRunner
 from tests.factories import insert_member
-from tests.services import start_services, stop_services
+from tests.services import one_database
 from tests.waiting import wait_for
 
 
@@ -63,13 +63,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--members", type=int, default=2000)
     args = parser.parse_args()
-    svc = start_services()
-    url = svc.create_database()
-    try:
+    with one_database() as (svc, url):
         run(svc, url, args)
-    finally:
-        svc.drop_database(url)
-        stop_services(svc)
 
 
 def run(svc: Any, url: str, args: argparse.Namespace) -> None:

@@ -47,7 +47,7 @@ from consumers.roster.runner import RosterRunner
 from consumers.roster.store import RosterStore
 from consumers.roster.writer import RosterWriter
 from tests.factories import insert_comrade, kennitala
-from tests.services import Services, start_services, stop_services
+from tests.services import Services, one_database
 from tests.waiting import wait_for
 
 
@@ -161,17 +161,12 @@ def main() -> None:
     parser.add_argument("--writing-only", action="store_true", help="only part 1")
     args = parser.parse_args()
     print(machine.describe())
-    svc = start_services()
-    url = svc.create_database()
-    try:
+    with one_database() as (svc, url):
         writing(svc.project, args.members)
         if not args.writing_only:
             latency(svc, url, 1, args.samples)
         if not (args.skip_default or args.writing_only):
             latency(svc, url, 60, args.default_samples)
-    finally:
-        svc.drop_database(url)
-        stop_services(svc)
 
 
 if __name__ == "__main__":

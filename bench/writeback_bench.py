@@ -45,7 +45,7 @@ from cdc.settings import Settings
 from consumers.runner import SubscriberRunner
 from tests.factories import insert_comrade, kennitala
 from tests.integration.writeback_harness import prepare_database
-from tests.services import Services, start_services, stop_services
+from tests.services import Services, one_database
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,13 +57,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=15)
     args = parser.parse_args()
-    svc = start_services()
-    url = svc.create_database()
-    try:
+    with one_database() as (svc, url):
         run(svc, url, args)
-    finally:
-        svc.drop_database(url)
-        stop_services(svc)
 
 
 def percentile(values: list[float], q: float) -> float:

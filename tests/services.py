@@ -152,3 +152,16 @@ def own_emulator(start: Callable[[Path, int], int], host_variable: str,
     finally:
         stack.signal_group(pid, signal.SIGCONT)
         stack.signal_group(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def one_database() -> Iterator[tuple[Services, str]]:
+    """Services and a fresh database with the Django schema, for a benchmark's run;
+    both gone afterwards."""
+    svc = start_services()
+    url = svc.create_database()
+    try:
+        yield svc, url
+    finally:
+        svc.drop_database(url)
+        stop_services(svc)
