@@ -131,8 +131,8 @@ class RosterRunner(SubscriberRunner):
         m = self.roster
         m.conflicts.inc(result.conflicts)
         m.swept.inc(result.swept)
+        m.held_removed.set(result.held.removed if result.held else 0)  # before the flag it sizes
         m.held.set(1 if result.held else 0)
-        m.held_removed.set(result.held.removed if result.held else 0)
         if result.uploaded is not None:
             m.uploads.inc()
             m.lines.set(result.uploaded.after)
