@@ -19,6 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from cdc.pubsub import publisher
 from cdc.reader import metrics
+from cdc.writeback.runner import WritebackMetrics
 from consumers.roster.runner import RosterMetrics
 from consumers.runner import RunnerMetrics
 
@@ -63,6 +64,9 @@ def exported_names() -> set[str]:
     RunnerMetrics("cdc_roster", roster)
     RosterMetrics(roster, lambda: 0)
     families += list(roster.collect())
+    writeback = CollectorRegistry()  # `cdc writeback`
+    WritebackMetrics(writeback)
+    families += list(writeback.collect())
     return {family.name + suffix for family in families for suffix in _SUFFIXES[family.type]}
 
 

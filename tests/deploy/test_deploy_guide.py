@@ -40,7 +40,8 @@ def test_every_relative_link_of_the_guide_exists() -> None:
 @pytest.mark.parametrize("name", [
     "cdc-run@8080", "cdc-consume-firestore", "cdc-consume-audit", "cdc-pgpass",
     "/run/member-cdc/pgpass", "/etc/member-cdc/cdc.env", "/opt/member-cdc",
-    "/usr/local/lib/member-cdc/", "CDC_DB_PASSWORD_SECRET",
+    "/usr/local/lib/member-cdc/", "CDC_DB_PASSWORD_SECRET", "cdc-consume-roster",
+    "cdc-writeback",
 ])
 def test_the_guide_installs_what_the_units_expect(name: str) -> None:
     units = "".join(path.read_text() for path in (ROOT / "deploy" / "systemd").iterdir())

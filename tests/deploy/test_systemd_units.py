@@ -17,7 +17,7 @@ from tests.deploy.unit_verification import verify_units
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "deploy" / "systemd"
 CDC_UNITS = ["cdc-run@.service", "cdc-consume-firestore.service", "cdc-consume-audit.service",
-             "cdc-consume-roster.service"]
+             "cdc-consume-roster.service", "cdc-writeback.service"]
 SERVED = [*CDC_UNITS, "cdc-dashboard.service"]
 
 
@@ -34,7 +34,7 @@ def test_the_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     units = {path.name: path.read_text() for path in SYSTEMD.glob("*.service")}
     names = ["cdc-run@8080.service", "cdc-consume-firestore.service",
              "cdc-consume-audit.service", "cdc-consume-roster.service", "cdc-pgpass.service",
-             "cdc-dashboard.service"]
+             "cdc-dashboard.service", "cdc-writeback.service"]
     assert verify_units(tmp_path, units, names) == ""
 
 
@@ -62,13 +62,16 @@ def test_the_two_readers_differ_only_by_their_port() -> None:
     assert found["ExecStart"] == ["/opt/member-cdc/bin/cdc run --http-port %i"]
 
 
-def test_the_database_password_reaches_the_reader_as_a_credential_never_in_a_unit() -> None:
-    found = directives("cdc-run@.service")
+@pytest.mark.parametrize("unit", ["cdc-run@.service", "cdc-writeback.service"])
+def test_the_database_password_reaches_a_process_as_a_credential_never_in_a_unit(
+        unit: str) -> None:
+    found = directives(unit)
     assert found["LoadCredential"] == ["pgpass:/run/member-cdc/pgpass"]
     assert found["Environment"] == ["PGPASSFILE=%d/pgpass"]
-    for unit in SYSTEMD.glob("*.service"):
-        text = unit.read_text()
-        assert not re.search(r"PGPASSWORD|postgres(ql)?://[^@\s]*:[^@\s]*@", text), unit.name
+    assert "cdc-pgpass.service" in found["After"][0]
+    for path in SYSTEMD.glob("*.service"):
+        text = path.read_text()
+        assert not re.search(r"PGPASSWORD|postgres(ql)?://[^@\s]*:[^@\s]*@", text), path.name
     example = (SYSTEMD / "cdc.env.example").read_text()
     url = re.search(r'^CDC_DATABASE_URL="(\S+)"$', example, re.MULTILINE)
     assert url is not None
