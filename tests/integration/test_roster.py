@@ -7,6 +7,7 @@ import functools
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -57,8 +58,14 @@ def test_members_appear_move_and_leave_and_invalid_kennitalas_stay_out(
     sql(database_url, "DELETE FROM membership_comrade WHERE id = %s", ids[1])
     wait_for(lambda: roster.lines() == {kennitala(7), kennitala(2)}, what="the delete")
 
-    uploads = sorted((r for r in roster.audit_records() if not r["roster"]["held"]),
-                     key=lambda r: int(r["roster"]["generation"]))
+    def uploads_to_now() -> list[dict[str, Any]] | None:
+        # an upload's audit record is written just after the object
+        found = sorted((r for r in roster.audit_records() if not r["roster"]["held"]),
+                       key=lambda r: int(r["roster"]["generation"]))
+        newest = found[-1]["roster"]["generation"] if found else None
+        return found if newest == str(roster.blob().generation) else None
+
+    uploads = wait_for(uploads_to_now, what="the audit record of the last upload")
     assert [(r["roster"]["lines_before"], r["roster"]["lines_after"], r["roster"]["added"],
              r["roster"]["removed"]) for r in uploads][-2:] == [(3, 3, 1, 1), (3, 2, 0, 1)]
     assert uploads[-1]["roster"]["generation"] == str(roster.blob().generation)
