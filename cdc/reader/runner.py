@@ -206,6 +206,7 @@ class _Pump:
         self.received = confirmer.confirmed
         self.last_status = 0.0
         self.sent_flush = Lsn(0)
+        self.idle_lsn: Lsn | None = None  # a server LSN to confirm once all is acked
         self.heartbeat = _Heartbeat(reader.settings, reader.options.heartbeat_interval_s)
 
     def run(self) -> None:
@@ -214,6 +215,7 @@ class _Pump:
                 frame = self.session.read(timeout=0.5)
                 if frame is not None:
                     self._handle(frame)
+            self._confirm_idle()
             self._maybe_send_status()
             self.heartbeat.maybe_beat()
 
@@ -236,11 +238,20 @@ class _Pump:
     def _keepalive(self, keepalive: Keepalive) -> None:
         self.confirmer.saw_server(keepalive.wal_end)
         self.received = max(self.received, keepalive.wal_end)
-        if not self.builder.in_transaction and self.publisher.pending == 0:
-            self.confirmer.idle_at(keepalive.wal_end)
+        if not self.builder.in_transaction:
+            # Every transaction that commits before it was sent before it. Once they
+            # are acked, it may be confirmed; the server may not send another.
+            self.idle_lsn = max(self.idle_lsn or keepalive.wal_end, keepalive.wal_end)
+            self._confirm_idle()
         self.reader.last_progress = time.monotonic()
         if keepalive.reply_requested:
             self._send_status(reply=False)
+
+    def _confirm_idle(self) -> None:
+        if (self.idle_lsn is not None and not self.builder.in_transaction
+                and self.publisher.pending == 0):
+            self.confirmer.idle_at(self.idle_lsn)
+            self.idle_lsn = None
 
     def _maybe_send_status(self) -> None:
         since = time.monotonic() - self.last_status
