@@ -9,8 +9,8 @@ Roles, each in its own module:
 * :class:`~cdc.reader.confirmer.Confirmer` - which LSN may be confirmed to Postgres.
 
 The LSN rule: a transaction's end LSN is confirmed only after Pub/Sub acked
-every event of it and of every transaction before it. When nothing is in
-flight and no transaction is open, the keepalive's server LSN is confirmed,
+every event of it and of every transaction before it. A keepalive's server
+LSN, received between transactions, is confirmed once nothing is in flight,
 so the slot advances while other tables or databases write.
 """
 
@@ -240,9 +240,9 @@ class _Pump:
         self.received = max(self.received, keepalive.wal_end)
         if not self.builder.in_transaction:
             # Every transaction that commits before it was sent before it. Once they
-            # are acked, it may be confirmed; the server may not send another.
-            self.idle_lsn = max(self.idle_lsn or keepalive.wal_end, keepalive.wal_end)
-            self._confirm_idle()
+            # are acked, it may be confirmed (the loop's next turn); the server may
+            # not send another.
+            self.idle_lsn = keepalive.wal_end
         self.reader.last_progress = time.monotonic()
         if keepalive.reply_requested:
             self._send_status(reply=False)

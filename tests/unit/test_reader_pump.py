@@ -6,7 +6,7 @@ from typing import cast
 
 from cdc.contract.events import ChangeEvent
 from cdc.lsn import Lsn
-from cdc.postgres.pgoutput.messages import Insert
+from cdc.postgres.pgoutput.messages import Insert, Message
 from cdc.postgres.replication.client import ReplicationSession
 from cdc.pubsub.publisher import EventPublisher
 from cdc.reader.confirmer import Confirmer
@@ -59,8 +59,8 @@ class FakePublisher:
         self.items.clear()
 
 
-def frame(message: object, at: Lsn) -> bytes:
-    return wire.xlog_data(at, at, wire.encode(message))  # type: ignore[arg-type]
+def frame(message: Message, at: Lsn) -> bytes:
+    return wire.xlog_data(at, at, wire.encode(message))
 
 
 def pump() -> tuple[_Pump, FakeSession, FakePublisher]:
